@@ -1,0 +1,262 @@
+"""The one orchestrator: load model -> load probe -> validate the pair -> predict -> checks ->
+results.json -> policy -> reports -> exit code. The CLI calls `run_audit`; so will the service.
+
+No global state: every input is in `AuditConfig`; progress goes through a callback; cancellation is
+polled between batches; outputs are written atomically.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import auditor
+from auditor.checks import CheckContext, CheckResult, Predictions, check_names, get_check
+from auditor.checks.base import ProgressFn
+from auditor.errors import (
+    EXIT_FAIL, EXIT_PASS, AuditCancelled, ModelLoadError, ProbeError, UsageError,
+)
+from auditor.models import LoadedModel, check_model_output, load_model, resolve_device
+from auditor.policy import evaluate_policy, load_policy
+from auditor.results import SCHEMA_VERSION, environment, utc_now, write_results
+from probes import Probe, make_loader, open_probe, probe_image_size
+from probes.base import DEFAULT_AGE_BUCKETS
+
+__all__ = ["AuditConfig", "AuditOutcome", "run_audit", "BUDGETS", "FORMATS", "render_outputs"]
+
+log = logging.getLogger(__name__)
+
+BUDGETS = ("quick", "standard", "thorough")
+FORMATS = ("json", "html", "md")
+
+
+@dataclass
+class AuditConfig:
+    """Everything one audit needs; mirrors `auditor audit`'s options."""
+
+    model: str
+    probe: str = "synth:faces"
+    arch: str | None = None
+    weights: str | None = None
+    num_classes: int | None = None
+    trust_pickle: bool = False
+    target: str | None = None
+    sensitive: Sequence[str] | None = None
+    age_buckets: str = DEFAULT_AGE_BUCKETS
+    policy: str | None = None
+    checks: Sequence[str] | None = None
+    check_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: str = "standard"
+    device: str = "auto"
+    seed: int = 0
+    out_dir: str | Path | None = "audit-report"
+    formats: Sequence[str] = ("json", "html")
+    strict: bool = False
+    allow_inconclusive: bool = False
+    batch_size: int = 64
+    num_workers: int = 0
+    command: str = ""
+
+
+@dataclass
+class AuditOutcome:
+    results: dict[str, Any]
+    paths: dict[str, Path]
+    verdict: str
+    exit_code: int
+
+
+def _validate_config(cfg: AuditConfig) -> list[str]:
+    if cfg.budget not in BUDGETS:
+        raise UsageError(f"--budget must be one of {', '.join(BUDGETS)}; got {cfg.budget!r}")
+    bad = [f for f in cfg.formats if f not in FORMATS]
+    if bad:
+        raise UsageError(f"--format {bad[0]!r} is not available; choose from {', '.join(FORMATS)}")
+    if cfg.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {cfg.batch_size}")
+    names = list(cfg.checks) if cfg.checks else check_names()
+    for n in names:
+        get_check(n)  # raises with a suggestion
+    for n in cfg.check_params:
+        if n not in names:
+            raise UsageError(f"parameters given for check {n!r}, which is not selected; add it to --checks")
+    return names
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
+    """Class names for the model's ``width`` outputs, reconciled with the probe's labels."""
+    if model.class_names is not None and len(model.class_names) != width:
+        raise ModelLoadError(
+            f"{model.source}: the spec names {len(model.class_names)} classes but the model outputs {width}; fix 'classes' in the spec"
+        )
+    max_label = int(probe.table["label"].max())
+    if max_label >= width:
+        raise ModelLoadError(
+            f"{model.source} outputs {width} classes but probe {probe.source} has labels up to index {max_label} "
+            f"({len(probe.classes)} classes: {', '.join(probe.classes[:6])}); audit it with a matching probe or --target"
+        )
+    if model.class_names is not None:
+        return list(model.class_names)
+    if len(probe.classes) == width:
+        return list(probe.classes)
+    return [probe.classes[i] if i < len(probe.classes) else str(i) for i in range(width)]
+
+
+def _predict(
+    model: LoadedModel, probe: Probe, input_size: tuple[int, int], device: torch.device, cfg: AuditConfig,
+    report: Callable[[str, int, int], None],
+) -> tuple[Predictions, list[dict[str, Any]]]:
+    """Stream the probe through the model once; unreadable images are skipped and listed."""
+    idx: list[np.ndarray] = []
+    logits: list[np.ndarray] = []
+    skipped: list[dict[str, Any]] = []
+    total = len(probe)
+    done = 0
+    loader = make_loader(probe, input_size, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    with torch.no_grad():
+        for batch in loader:
+            report("predict", done, total)
+            for i, err in batch.failed:
+                if cfg.strict:
+                    raise ProbeError(f"unreadable image in probe {probe.source}: {err}; fix or remove it, or drop --strict to skip it")
+                path = str(probe.table.at[i, "path"]) if "path" in probe.table else ""
+                log.warning("skipping unreadable image %s", err)
+                skipped.append({"index": int(i), "path": path, "error": err})
+            if len(batch.indices):
+                out = model.module(batch.images.to(device))
+                logits.append(out.detach().double().cpu().numpy())
+                idx.append(batch.indices.numpy())
+            done += len(batch.indices) + len(batch.failed)
+    report("predict", total, total)
+    if not idx:
+        raise ProbeError(f"no image of probe {probe.source} could be read ({len(skipped)} skipped); check the image files")
+    index = np.concatenate(idx)
+    z = np.concatenate(logits)
+    if not np.isfinite(z).all():
+        bad = int(index[~np.isfinite(z).all(axis=1)][0])
+        raise ModelLoadError(f"{model.source} gave non-finite outputs on probe image {bad}; the model is broken for this input")
+    y_true = probe.table["label"].to_numpy()[index].astype(np.int64)
+    return Predictions(index=index, logits=z, y_true=y_true, y_pred=z.argmax(axis=1)), skipped
+
+
+def _run_check(name: str, params: dict[str, Any], ctx: CheckContext) -> CheckResult:
+    check = get_check(name)(**params)
+    start = time.perf_counter()
+    try:
+        result = check.run(ctx)
+    except AuditCancelled:
+        raise
+    except Exception as exc:  # a failing check is recorded, the other checks still run
+        log.exception("check %s failed", name)
+        result = CheckResult(status="error", params=check.config, error=f"{exc.__class__.__name__}: {exc}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None) -> AuditOutcome:
+    """Run one audit end to end and write its outputs to ``cfg.out_dir`` (None: write nothing)."""
+    t0 = time.perf_counter()
+    names = _validate_config(cfg)
+    policy = load_policy(cfg.policy)
+    params = {n: dict(cfg.check_params.get(n, {})) for n in names}
+    if "group_metrics" in params and "min_group_size" in policy.defaults:
+        params["group_metrics"].setdefault("min_group_size", policy.defaults["min_group_size"])
+    for n in names:  # bad parameters fail before any work
+        get_check(n)(**params[n])
+    device = resolve_device(cfg.device)
+    _seed_everything(cfg.seed)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if cancel is not None and cancel():
+            raise AuditCancelled(f"audit cancelled during {stage}")
+        if progress is not None:
+            progress(stage, done, total)
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    model = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
+                       trust_pickle=cfg.trust_pickle, device=device)
+    seconds["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    probe = open_probe(cfg.probe, target=cfg.target, sensitive=cfg.sensitive, age_buckets=cfg.age_buckets,
+                       class_names=model.class_names)
+    seconds["load_probe"] = time.perf_counter() - t
+    input_size = tuple(model.input_size) if model.input_size else probe_image_size(probe)
+
+    first = next(iter(make_loader(probe, input_size, batch_size=min(4, len(probe)))), None)
+    if first is None or len(first.indices) == 0:
+        raise ProbeError(f"the first images of probe {probe.source} cannot be read; check the image files")
+    width = check_model_output(model, first.images.to(device))
+    classes = _resolve_classes(model, probe, width)
+    positive = model.positive_class if model.positive_class is not None else (1 if width == 2 else 0)
+
+    t = time.perf_counter()
+    predictions, skipped = _predict(model, probe, input_size, device, cfg, report)
+    seconds["predict"] = time.perf_counter() - t
+
+    ctx = CheckContext(model=model, probe=probe, predictions=predictions, classes=classes, positive_class=positive,
+                       input_size=input_size, device=device, seed=cfg.seed, budget=cfg.budget,
+                       attributes=list(probe.attributes), batch_size=cfg.batch_size, progress=progress, cancel=cancel)
+    checks: dict[str, Any] = {}
+    forward = len(predictions) + len(first.indices)
+    backward = 0
+    for n in names:
+        result = _run_check(n, params[n], ctx)
+        checks[n] = result.to_dict()
+        seconds[n] = result.seconds
+        forward += result.forward_passes
+        backward += result.backward_passes
+
+    results: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "auditor_version": auditor.__version__,
+        "created": utc_now(),
+        "command": cfg.command,
+        "seed": cfg.seed,
+        "budget": cfg.budget,
+        "device": str(device),
+        "model": {"source": cfg.model, "name": model.details.get("name") or Path(cfg.model).stem, "form": model.form,
+                  "sha256": model.sha256, "classes": classes, "positive_class": classes[positive] if width == 2 else None,
+                  "input_size": list(input_size), "details": model.details},
+        "probe": {"source": cfg.probe, "format": probe.format, "sha256": probe.sha256(), "n": len(probe),
+                  "n_skipped": len(skipped), "skipped": skipped, "target": probe.target, "classes": probe.classes,
+                  "attributes": probe.group_counts()},
+        "checks": checks,
+        "policy": None,
+        "cost": {"forward_passes": forward, "backward_passes": backward,
+                 "seconds": {k: round(v, 4) for k, v in seconds.items()}},
+        "environment": environment(),
+    }
+    results["policy"] = evaluate_policy(policy, results)
+    results["cost"]["seconds_total"] = round(time.perf_counter() - t0, 4)
+    verdict = results["policy"]["verdict"]
+    code = EXIT_PASS if verdict == "pass" or (verdict == "inconclusive" and cfg.allow_inconclusive) else EXIT_FAIL
+    paths = render_outputs(results, Path(cfg.out_dir), cfg.formats) if cfg.out_dir is not None else {}
+    return AuditOutcome(results=results, paths=paths, verdict=verdict, exit_code=code)
+
+
+def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """Write results.json first (always), then each requested report format."""
+    from auditor import report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": write_results(results, out_dir)}
+    if "html" in formats:
+        paths["html"] = report.write_html(results, out_dir)
+    if "md" in formats:
+        paths["md"] = report.write_markdown(results, out_dir)
+    return paths
+
+

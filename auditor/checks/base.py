@@ -1,0 +1,164 @@
+"""What every check shares: declared parameters, the context it reads, and the result it writes."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from auditor.errors import AuditCancelled, UsageError
+
+if TYPE_CHECKING:
+    from auditor.models import LoadedModel
+    from probes.base import Probe
+
+__all__ = ["Param", "Check", "CheckContext", "CheckResult", "Predictions", "ProgressFn"]
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called between batches; the CLI draws a bar per stage."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared check parameter: its type, default, allowed range or choices and a one-line help."""
+
+    kind: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def constraint(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        text = f"a {self.kind.__name__}"
+        if self.low is not None and self.high is not None:
+            text += f" in [{self.low}, {self.high}]"
+        elif self.low is not None:
+            text += f" >= {self.low}"
+        elif self.high is not None:
+            text += f" <= {self.high}"
+        return text
+
+    def validate(self, name: str, caller: str, value: Any) -> Any:
+        ok = True
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.kind) or isinstance(value, bool) and self.kind is not bool:
+            ok = False
+        elif self.choices is not None and value not in self.choices:
+            ok = False
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                ok = False
+            if self.low is not None and value < self.low or self.high is not None and value > self.high:
+                ok = False
+        if not ok:
+            raise UsageError(f"The {name!r} parameter of {caller} must be {self.constraint()}. Got {value!r} instead.")
+        return value
+
+
+@dataclass
+class Predictions:
+    """The model's answers on the readable probe images, computed once and shared by the checks.
+
+    ``index`` are probe row indices; ``logits``/``probs`` are N x C; ``y_true``/``y_pred`` class indices.
+    """
+
+    index: np.ndarray
+    logits: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+
+    @property
+    def probs(self) -> np.ndarray:
+        z = self.logits - self.logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may read. Checks must leave the model as they found it."""
+
+    model: "LoadedModel"
+    probe: "Probe"
+    predictions: Predictions
+    classes: list[str]
+    positive_class: int
+    input_size: tuple[int, int]
+    device: torch.device
+    seed: int
+    budget: str
+    attributes: list[str]
+    batch_size: int = 64
+    progress: ProgressFn | None = None
+    cancel: Callable[[], bool] | None = None
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        """Report progress and honour cancellation (call between batches)."""
+        if self.cancel is not None and self.cancel():
+            raise AuditCancelled(f"audit cancelled during {stage}")
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+
+@dataclass
+class CheckResult:
+    """One check's entry in ``results.json["checks"]``."""
+
+    status: str = "ok"  # ok | error
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    by_group: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    forward_passes: int = 0
+    backward_passes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "params": self.params,
+            "metrics": self.metrics,
+            "by_group": self.by_group,
+            "figures": self.figures,
+            "seconds": round(self.seconds, 4),
+            "error": self.error,
+        }
+
+
+class Check:
+    """Base class. Subclasses set ``name``, ``description``, ``params`` and implement ``run``.
+
+    The constructor only validates and stores keyword parameters (scikit-learn style); ``run`` reads
+    the context and returns a `CheckResult`.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    order: ClassVar[int] = 100
+    params: ClassVar[Mapping[str, Param]] = {}
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    """Leaf names a policy clause may reference under ``checks.<name>.metrics.<scope>.``."""
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise UsageError(
+                f"{self.name} has no parameter {unknown[0]!r}; its parameters are: {', '.join(self.params) or 'none'}"
+            )
+        self.config: dict[str, Any] = {}
+        for key, spec in self.params.items():
+            value = params.get(key, spec.default)
+            self.config[key] = spec.validate(key, self.name, value)
+
+    def run(self, ctx: CheckContext) -> CheckResult:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,216 @@
+"""Command line: parse, call the API, map errors to exit codes. Progress on stderr, summary on stdout."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from auditor.errors import EXIT_INTERNAL, AuditorError, UsageError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("auditor")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _check_param(text: str) -> tuple[str, str, Any]:
+    """``CHECK.PARAM=VALUE`` with VALUE parsed as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not CHECK.PARAM=VALUE (e.g. group_metrics.min_group_size=50)")
+    key, value = text.split("=", 1)
+    check, param = key.split(".", 1)
+    return check, param, yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="auditor", description="Fairness and robustness audits of PyTorch image classifiers.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("audit", help="audit a model on a probe and gate it against a policy")
+    a.add_argument("model", help="TorchScript file, .pt2 export, state_dict (.safetensors/.pt) with --arch, torchvision:NAME, or a model spec YAML")
+    a.add_argument("--probe", default="synth:faces", help="probe folder/CSV, or synth:faces[:n=N,seed=S,size=PX] (default synth:faces)")
+    a.add_argument("--arch", help="architecture for a state_dict: torchvision:NAME or package.module:factory")
+    a.add_argument("--weights", help="state_dict file for torchvision:NAME")
+    a.add_argument("--num-classes", type=int, help="number of model outputs, when the weights do not tell")
+    a.add_argument("--trust-pickle", action="store_true", help="allow loading a full pickle (runs code from the file)")
+    a.add_argument("--target", help="probe column to use as the label (e.g. gender)")
+    a.add_argument("--sensitive", type=_csv, help="comma-separated sensitive attributes (default gender,age,race where present)")
+    a.add_argument("--age-buckets", default="0-19,20-39,40-59,60+", help="age groups, e.g. 0-19,20-39,40-59,60+")
+    a.add_argument("--policy", help="policy YAML (default: the shipped default policy)")
+    a.add_argument("--checks", type=_csv, help="comma-separated checks to run (default: all; see `auditor checks`)")
+    a.add_argument("--param", dest="params", action="append", type=_check_param, default=[], metavar="CHECK.PARAM=VALUE",
+                   help="set a check parameter, e.g. group_metrics.min_group_size=50 (repeatable)")
+    a.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"])
+    a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--out", default="audit-report", help="output folder (default audit-report)")
+    a.add_argument("--format", type=_csv, default=["json", "html"], help="comma-separated: json,html,md (results.json is always written)")
+    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for reading images")
+    a.add_argument("--strict", action="store_true", help="an unreadable probe image is an error (exit 2), not skipped")
+    a.add_argument("--allow-inconclusive", action="store_true", help="exit 0 when the verdict is inconclusive")
+
+    r = sub.add_parser("report", help="re-render a report from results.json without re-running")
+    r.add_argument("results", help="path to results.json")
+    r.add_argument("--format", type=_csv, default=["html"], help="html,md")
+    r.add_argument("--out", help="output folder (default: beside results.json)")
+
+    pr = sub.add_parser("probe", help="probe utilities")
+    psub = pr.add_subparsers(dest="probe_command", required=True)
+    ps = psub.add_parser("synth", help="write a synthetic probe or training set as a manifest folder")
+    ps.add_argument("--out", required=True)
+    ps.add_argument("--n", type=int, default=1200)
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--size", type=int, default=64)
+    ps.add_argument("--shortcut", type=float, default=0.0, help="training sets: how strongly the watermark cue follows the label (0..1)")
+    ps.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    pc = psub.add_parser("check", help="print counts per attribute and group")
+    pc.add_argument("probe")
+    pc.add_argument("--target")
+    pc.add_argument("--sensitive", type=_csv)
+    pc.add_argument("--age-buckets", default="0-19,20-39,40-59,60+")
+
+    sub.add_parser("checks", help="list the registered checks and their parameters")
+    return p
+
+
+class _Bars:
+    """One tqdm bar per stage on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, disable=None)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
+    from auditor.api import AuditConfig, run_audit
+
+    params: dict[str, dict[str, Any]] = {}
+    for check, param, value in ns.params:
+        params.setdefault(check, {})[param] = value
+    cfg = AuditConfig(
+        model=ns.model, probe=ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
+        trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
+        policy=ns.policy, checks=ns.checks, check_params=params, budget=ns.budget, device=ns.device, seed=ns.seed,
+        out_dir=ns.out, formats=ns.format, strict=ns.strict, allow_inconclusive=ns.allow_inconclusive,
+        batch_size=ns.batch_size, num_workers=ns.workers, command="auditor " + " ".join(argv),
+    )
+    bars = _Bars()
+    try:
+        outcome = run_audit(cfg, progress=bars)
+    finally:
+        bars.close()
+    pol = outcome.results["policy"]
+    failed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"]
+    missing = [c["id"] for c in pol["clauses"] if c["result"] == "insufficient_data" and c["severity"] == "blocker"]
+    errored = [n for n, c in outcome.results["checks"].items() if c["status"] != "ok"]
+    n_skip = outcome.results["probe"]["n_skipped"]
+    detail = []
+    if failed:
+        detail.append(f"failed: {', '.join(failed)}")
+    if missing:
+        detail.append(f"insufficient data: {', '.join(missing)}")
+    if errored:
+        detail.append(f"checks with errors: {', '.join(errored)}")
+    if n_skip:
+        detail.append(f"{n_skip} unreadable images skipped")
+    where = outcome.paths.get("html") or outcome.paths.get("json")
+    print(f"{outcome.verdict.upper()}: policy {pol['name']}" + (f" ({'; '.join(detail)})" if detail else "")
+          + f"; results in {outcome.paths.get('json')}" + (f", report {where}" if where != outcome.paths.get("json") else ""))
+    return outcome.exit_code
+
+
+def _cmd_report(ns: argparse.Namespace) -> int:
+    from auditor.api import render_outputs
+    from auditor.results import read_results
+
+    bad = [f for f in ns.format if f not in ("html", "md")]
+    if bad:
+        raise UsageError(f"--format {bad[0]!r} cannot be re-rendered here; choose html or md")
+    results = read_results(ns.results)
+    out = Path(ns.out) if ns.out else Path(ns.results).parent
+    from auditor import report
+
+    for fmt in ns.format:
+        path = report.write_html(results, out) if fmt == "html" else report.write_markdown(results, out)
+        print(path)
+    return 0
+
+
+def _cmd_probe(ns: argparse.Namespace) -> int:
+    if ns.probe_command == "check":
+        from probes import format_summary, open_probe, summarize
+
+        probe = open_probe(ns.probe, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets)
+        print(format_summary(summarize(probe)))
+        return 0
+    from probes.synth import generate_training_set, write_manifest_folder
+
+    if ns.n < 1:
+        raise UsageError(f"--n must be at least 1; got {ns.n}")
+    if not 0.0 <= ns.shortcut <= 1.0:
+        raise UsageError(f"--shortcut must be in [0, 1]; got {ns.shortcut}")
+    probe = generate_training_set(ns.n, seed=ns.seed, shortcut=ns.shortcut, size=ns.size)
+    out = write_manifest_folder(probe, Path(ns.out), force=ns.force)
+    print(f"wrote {len(probe)} images and manifest.csv to {out}")
+    return 0
+
+
+def _cmd_checks() -> int:
+    from auditor.checks import list_checks
+
+    for cls in list_checks():
+        print(f"{cls.name}: {cls.description}")
+        for pname, spec in cls.params.items():
+            print(f"    {pname} = {spec.default!r}  ({spec.constraint()}) {spec.help}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `auditor` console script; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="auditor: %(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        if ns.command == "audit":
+            return _cmd_audit(ns, args)
+        if ns.command == "report":
+            return _cmd_report(ns)
+        if ns.command == "probe":
+            return _cmd_probe(ns)
+        return _cmd_checks()
+    except AuditorError as exc:
+        print(f"auditor: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("auditor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so, with the traceback for the report
+        traceback.print_exc(file=sys.stderr)
+        print(f"auditor: internal error: {exc.__class__.__name__}: {exc}; please report it with the traceback above",
+              file=sys.stderr)
+        return EXIT_INTERNAL

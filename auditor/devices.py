@@ -1,0 +1,42 @@
+"""Choosing the torch device the audit runs on (``--device auto|cpu|cuda[:N]``)."""
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+
+from auditor.errors import UsageError
+
+__all__ = ["resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a device that exists on this machine.
+
+    ``auto`` picks CUDA when available, else the CPU. Raises `UsageError` for an unknown string or
+    a CUDA device this machine does not have.
+    """
+    text = str(spec).strip().lower()
+    if text == "auto":
+        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        logger.info("device auto -> %s", device)
+        return device
+    if text == "cpu":
+        return torch.device("cpu")
+    match = _CUDA.fullmatch(text)
+    if match is None:
+        raise UsageError(f"The 'device' parameter must be one of auto, cpu, cuda, cuda:N. Got {spec!r} instead.")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {spec}: CUDA is not available on this machine; pass --device cpu (or auto)")
+    count = torch.cuda.device_count()
+    index = int(match.group(1)) if match.group(1) is not None else None
+    if index is not None and index >= count:
+        raise UsageError(
+            f"--device {spec}: this machine has {count} CUDA device(s); pass --device cuda:0 to cuda:{count - 1}, or auto"
+        )
+    return torch.device("cuda", index) if index is not None else torch.device("cuda")

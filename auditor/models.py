@@ -1,0 +1,202 @@
+"""Loading the model under audit in any of its accepted forms, and the validation forward pass.
+
+Forms (DESIGN.md "Models"): TorchScript; ``torch.export`` ``.pt2``; a state_dict (``.safetensors``,
+or ``.pt``/``.pth`` read with ``weights_only=True``) plus ``--arch``; ``torchvision:NAME`` plus
+``--weights``; a model spec YAML naming one of these; a full pickle only with ``trust_pickle``.
+The loaded module is an `AuditModel` in eval mode on the device; parameters keep their
+``requires_grad`` as loaded (the audit never trains) and input gradients flow through it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from auditor.audit_model import AuditModel
+from auditor.devices import resolve_device
+from auditor.errors import ModelLoadError, UsageError
+from auditor.model_arch import load_arch, unwrap_state_dict
+from auditor.model_check import check_model_output
+from auditor.model_files import load_export, load_torchscript, read_safetensors, read_torch_save, sha256_files, sniff_form
+from auditor.model_spec import ModelSpec, is_spec_path, load_spec
+
+__all__ = ["LoadedModel", "AuditModel", "load_model", "check_model_output", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the checks, with what is known about it before the first forward pass."""
+
+    module: nn.Module
+    source: str
+    form: str
+    sha256: str
+    input_size: tuple[int, int] | None = None
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    positive_class: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Inner:
+    module: nn.Module
+    form: str
+    files: list[Path]
+    head_width: int | None = None
+    export_shape: list[int | None] | None = None
+    full_pickle: bool = False
+
+
+def _state_dict_model(
+    state_obj: Any, source: str, arch: str | None, num_classes: int | None, arch_kwargs: dict[str, Any]
+) -> tuple[nn.Module, int | None]:
+    state = unwrap_state_dict(state_obj, source)
+    if arch is None:
+        raise ModelLoadError(
+            f"{source} is a state_dict (weights only), so its architecture is unknown; pass --arch torchvision:NAME "
+            "or --arch package.module:factory (or a model spec with arch:)"
+        )
+    return load_arch(arch, state, source, num_classes, arch_kwargs)
+
+
+def _load_inner(
+    target: str, *, arch: str | None, weights: str | None, num_classes: int | None,
+    arch_kwargs: dict[str, Any], trust_pickle: bool, device: torch.device,
+) -> _Inner:
+    if target.startswith("torchvision:"):
+        if weights is None:
+            raise ModelLoadError(f"{target}: no weights can be downloaded here; pass --weights FILE (a state_dict)")
+        if arch is not None and arch != target:
+            raise UsageError(f"--arch {arch} conflicts with MODEL {target}; drop --arch")
+        wpath = Path(weights)
+        form = sniff_form(wpath)
+        pickled = False
+        if form == "safetensors":
+            state: Any = read_safetensors(wpath)
+        elif form == "torch_save":
+            state, pickled = read_torch_save(wpath, trust_pickle=trust_pickle)
+        else:
+            raise ModelLoadError(f"--weights {wpath} is a {form} file; pass a state_dict (.safetensors or .pt)")
+        module, width = _state_dict_model(state, str(wpath), target, num_classes, arch_kwargs)
+        return _Inner(module, "torchvision", [wpath], head_width=width, full_pickle=pickled)
+    path = Path(target)
+    if weights is not None:
+        raise UsageError(f"--weights is only for MODEL torchvision:NAME; {path} already holds the weights, drop --weights")
+    form = sniff_form(path)
+    if form in ("torchscript", "export") and arch is not None:
+        raise UsageError(f"--arch is only for state_dicts; {path} is a {form} model, drop --arch")
+    if form == "torchscript":
+        return _Inner(load_torchscript(path, device), "torchscript", [path])
+    if form == "export":
+        module, shape = load_export(path, device)
+        return _Inner(module, "export", [path], export_shape=shape)
+    if form == "safetensors":
+        obj, pickled = read_safetensors(path), False
+    else:
+        obj, pickled = read_torch_save(path, trust_pickle=trust_pickle)
+    if isinstance(obj, nn.Module):
+        if arch is not None:
+            raise UsageError(f"--arch is only for state_dicts; {path} holds a whole pickled model, drop --arch")
+        return _Inner(obj, "pickle", [path], full_pickle=True)
+    module, width = _state_dict_model(obj, str(path), arch, num_classes, arch_kwargs)
+    return _Inner(module, "state_dict", [path], head_width=width, full_pickle=pickled)
+
+
+def _merge(flag: str, given: Any, from_spec: Any, spec: ModelSpec) -> Any:
+    if given is not None and from_spec is not None and given != from_spec:
+        logger.warning("--%s %s overrides %r from model spec %s", flag, given, from_spec, spec.path)
+    return given if given is not None else from_spec
+
+
+def load_model(
+    source: str,
+    *,
+    arch: str | None = None,
+    weights: str | None = None,
+    num_classes: int | None = None,
+    trust_pickle: bool = False,
+    device: torch.device | str = "cpu",
+) -> LoadedModel:
+    """Load ``source`` (a file, ``torchvision:NAME`` or a spec YAML) as an `AuditModel` on ``device``.
+
+    Raises `ModelLoadError` with a one-line reason and fix when it cannot be loaded, and
+    `UsageError` for arguments that do not apply to the form found.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+        raise UsageError(f"The 'num_classes' parameter of load_model must be a positive integer. Got {num_classes!r} instead.")
+    spec = load_spec(source) if is_spec_path(source) else None
+    details: dict[str, Any] = {}
+    arch_kwargs: dict[str, Any] = {}
+    if spec is not None:
+        arch = _merge("arch", arch, spec.arch, spec)
+        weights = _merge("weights", weights, spec.weights, spec)
+        num_classes = _merge("num-classes", num_classes, spec.num_classes, spec)
+        arch_kwargs = dict(spec.arch_kwargs)
+        details.update({"spec": str(spec.path), "model": spec.model, "name": spec.name, "description": spec.description})
+        if spec.classes is not None and num_classes is not None and max(num_classes, 2) != len(spec.classes):
+            raise ModelLoadError(
+                f"model spec {spec.path} names {len(spec.classes)} classes but --num-classes is {num_classes}; drop one"
+            )
+        for key, ref in (("model", spec.model), ("weights", weights)):
+            if ref is not None and not ref.startswith("torchvision:") and not Path(ref).exists():
+                raise ModelLoadError(
+                    f"model spec {spec.path} names {key} {ref}, which does not exist; fix {key!r} (relative to the spec)"
+                )
+    inner = _load_inner(
+        spec.model if spec is not None else source, arch=arch, weights=weights, num_classes=num_classes,
+        arch_kwargs=arch_kwargs, trust_pickle=trust_pickle, device=dev,
+    )
+    files = ([spec.path] if spec is not None else []) + inner.files
+    sha, per_file = sha256_files(files)
+    input_size = spec.input_size if spec is not None else None
+    fixed_batch = None
+    if inner.export_shape is not None:
+        details["export_input_shape"] = inner.export_shape
+        shape = inner.export_shape
+        if len(shape) == 4 and shape[2] is not None and shape[3] is not None and input_size is None:
+            input_size = (shape[2], shape[3])
+        fixed_batch = shape[0] if shape else None  # a static batch size, or None where it is dynamic
+    if num_classes is None and inner.head_width is not None:
+        num_classes = inner.head_width
+        details["num_classes_from"] = "weights"
+    if num_classes == 1:
+        num_classes = 2  # a binary logit: the wrapper returns two columns
+    if arch is not None:
+        details["arch"] = arch
+    if arch_kwargs:
+        details["arch_kwargs"] = arch_kwargs
+    if inner.full_pickle:
+        details["full_pickle_trusted"] = True
+    details["files"] = per_file
+    details["params"] = sum(p.numel() for p in inner.module.parameters())
+    details = {k: v for k, v in details.items() if v is not None}
+    wrapper = AuditModel(
+        inner.module,
+        mean=spec.mean if spec is not None else None,
+        std=spec.std if spec is not None else None,
+        fixed_batch=fixed_batch,
+        fixed_mode=inner.form == "export",
+        details=details,
+    ).to(dev)
+    wrapper.eval()
+    form = inner.form
+    if spec is not None:
+        details["inner_form"] = inner.form
+        form = "spec"
+    logger.info("loaded %s as %s (%s parameters) on %s", source, form, details["params"], dev)
+    return LoadedModel(
+        module=wrapper, source=source, form=form, sha256=sha, input_size=input_size, num_classes=num_classes,
+        class_names=spec.classes if spec is not None else None,
+        positive_class=spec.positive_class if spec is not None else None,
+        mean=spec.mean if spec is not None else None, std=spec.std if spec is not None else None, details=details,
+    )

@@ -1,0 +1,333 @@
+"""The built-in synthetic probe ``synth:faces``: deterministic face-like images with known annotations.
+
+``open_synth("synth:faces:n=2000,seed=3")`` builds the table up front from a seeded RNG (gender,
+age, race, the task label ``smiling``, whether the planted watermark cue is drawn, the subject box)
+and renders image ``i`` lazily in `SynthProbe.load_image` (drawing in `probes.synth_render`).
+Groups are balanced and the cue is independent of the label: an unbiased model does equally well
+on every group. `generate_training_set` makes biased training sets (a cue correlated with the
+label, under-represented groups) and `write_manifest_folder` writes any of them as a canonical
+manifest probe folder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from auditor.errors import ProbeError
+from probes.base import (
+    DEFAULT_AGE_BUCKETS,
+    SENSITIVE_DEFAULT,
+    Probe,
+    bucket_age,
+    encode_labels,
+    parse_age_buckets,
+)
+from probes.synth_render import (
+    GENERATOR_VERSION,
+    WATERMARK_COLOURS,
+    WATERMARK_ORIGIN,
+    WATERMARK_PATTERN,
+    FaceSpec,
+    render,
+    sample_appearance,
+    watermark_box,
+    watermark_pixels,
+)
+
+__all__ = [
+    "SynthProbe",
+    "open_synth",
+    "generate_training_set",
+    "write_manifest_folder",
+    "SYNTH_CLASSES",
+    "GENDERS",
+    "RACES",
+    "AGE_RANGES",
+    "SYNTH_DEFAULTS",
+    "GENERATOR_VERSION",
+    "WATERMARK_ORIGIN",
+    "WATERMARK_PATTERN",
+    "WATERMARK_COLOURS",
+    "watermark_box",
+    "watermark_pixels",
+]
+
+logger = logging.getLogger(__name__)
+
+SYNTH_CLASSES = ["not_smiling", "smiling"]
+GENDERS = ("female", "male")
+RACES = ("white", "black", "asian", "indian")
+# ages are drawn uniformly within one of these ranges, the range chosen with equal weight
+AGE_RANGES: dict[str, tuple[int, int]] = {"0-19": (5, 19), "20-39": (20, 39), "40-59": (40, 59), "60+": (60, 85)}
+SYNTH_DEFAULTS: dict[str, Any] = {"n": 1200, "seed": 0, "size": 64, "watermark": 0.4}
+_KINDS = ("faces",)
+_ANNOTATIONS = ("gender", "age", "race", "smiling", "watermark")
+
+
+@dataclass
+class SynthProbe(Probe):
+    """A generated probe: ``table`` as for every probe, images rendered on demand from each row.
+
+    Extra columns: ``smiling`` ("smiling"/"not_smiling"), ``watermark`` ("yes"/"no": the planted cue
+    is drawn) and ``synth_id`` (the per-image RNG index), so a subset of rows still renders the same.
+    """
+
+    def load_image(self, i: int) -> Image.Image:
+        """Render image ``i`` (RGB, ``meta['size']`` pixels square)."""
+        row = self.table.iloc[i]
+        ap = sample_appearance(int(self.meta["seed"]), int(row["synth_id"]), _spec(row), int(self.meta["size"]))
+        return render(ap, _spec(row))
+
+    def image_path(self, i: int) -> Path:
+        raise ProbeError("a synthetic probe has no image files; write it with 'auditor probe synth --out DIR' to get them")
+
+
+def _spec(row: pd.Series) -> FaceSpec:
+    return FaceSpec(
+        gender=str(row["gender"]),
+        age=int(row["age_raw"]),
+        race=str(row["race"]),
+        smiling=row["smiling"] == "smiling",
+        watermark=row["watermark"] == "yes",
+    )
+
+
+def _parse_options(source: str) -> dict[str, Any]:
+    """``synth:faces[:k=v,...]`` -> the validated generator options."""
+    parts = source.strip().split(":", 2)
+    if len(parts) < 2 or parts[0] != "synth" or parts[1] not in _KINDS:
+        raise ProbeError(f"unknown synthetic probe {source!r}; use 'synth:faces' or 'synth:faces:n=2000,seed=3'")
+    opts = dict(SYNTH_DEFAULTS)
+    valid = ", ".join(f"{k} (default {v})" for k, v in SYNTH_DEFAULTS.items())
+    for item in (p.strip() for p in (parts[2] if len(parts) > 2 else "").split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in SYNTH_DEFAULTS:
+            raise ProbeError(f"unknown option {item!r} in {source!r}; valid options are {valid}")
+        try:
+            opts[key] = float(value) if key == "watermark" else int(value)
+        except ValueError:
+            raise ProbeError(f"option {key}={value!r} in {source!r} is not a number; e.g. {key}={SYNTH_DEFAULTS[key]}") from None
+    _check_range("n", opts["n"], 1, 10_000_000)
+    _check_range("seed", opts["seed"], 0, 2**63 - 1)
+    _check_range("size", opts["size"], 32, 1024)
+    _check_range("watermark", opts["watermark"], 0.0, 1.0)
+    return opts
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ProbeError(f"synthetic probe option {name}={value} is out of range; use {lo} <= {name} <= {hi}")
+
+
+def _allocate(rng: np.random.Generator, n: int, values: Sequence[str], weights: Sequence[float]) -> np.ndarray:
+    """``n`` values with counts proportional to ``weights`` (largest remainder), in random order."""
+    w = np.asarray(weights, dtype=float)
+    share = n * w / w.sum()
+    counts = np.floor(share).astype(int)
+    rest = n - counts.sum()
+    counts[np.argsort(-(share - counts), kind="stable")[:rest]] += 1
+    out = np.repeat(np.asarray(values, dtype=object), counts)
+    return out[rng.permutation(n)]
+
+
+def _weights(group_weights: Mapping[str, Mapping[str, float]] | None, attr: str, groups: Sequence[str]) -> list[float]:
+    given = dict((group_weights or {}).get(attr, {}))
+    unknown = sorted(set(given) - set(groups))
+    if unknown:
+        raise ProbeError(f"group_weights[{attr!r}] names unknown groups {unknown}; the groups are {list(groups)}")
+    w = [float(given.get(g, 1.0)) for g in groups]
+    if min(w) < 0 or sum(w) <= 0:
+        raise ProbeError(f"group_weights[{attr!r}] must be non-negative with a positive sum; got {given}")
+    return w
+
+
+def _annotations(
+    n: int,
+    seed: int,
+    *,
+    watermark: float,
+    shortcut: float = 0.0,
+    shortcut_groups: Mapping[str, str | Sequence[str]] | None = None,
+    group_weights: Mapping[str, Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """Sample the per-image annotations (raw ages in years; the cue decided per row)."""
+    unknown = sorted(set(group_weights or {}) - {"gender", "age", "race"})
+    if unknown:
+        raise ProbeError(f"group_weights has unknown attributes {unknown}; use gender, age (ranges {list(AGE_RANGES)}) or race")
+    rng = np.random.default_rng([seed, 0x7AB1E])
+    gender = _allocate(rng, n, GENDERS, _weights(group_weights, "gender", GENDERS))
+    race = _allocate(rng, n, RACES, _weights(group_weights, "race", RACES))
+    ranges = _allocate(rng, n, list(AGE_RANGES), _weights(group_weights, "age", list(AGE_RANGES)))
+    lo = np.array([AGE_RANGES[r][0] for r in ranges])
+    hi = np.array([AGE_RANGES[r][1] for r in ranges])
+    age = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(int)
+    smiling = _allocate(rng, n, SYNTH_CLASSES, [1.0, 1.0])
+    table = pd.DataFrame({"gender": gender, "age_raw": age, "race": race, "smiling": smiling})
+    in_groups = np.ones(n, dtype=bool) if shortcut > 0 else np.zeros(n, dtype=bool)
+    for attr, groups in (shortcut_groups or {}).items():
+        if attr not in ("gender", "race", "age"):
+            raise ProbeError(f"shortcut_groups has unknown attribute {attr!r}; use gender, age or race")
+        groups = [groups] if isinstance(groups, str) else list(groups)
+        col = ranges if attr == "age" else table[attr].to_numpy()
+        in_groups &= np.isin(col, groups)
+    mark = np.zeros(n, dtype=bool)
+    for cell, rate in (
+        (~in_groups, watermark),
+        (in_groups & (smiling == "smiling"), shortcut),
+        (in_groups & (smiling != "smiling"), 1.0 - shortcut),
+    ):
+        idx = np.flatnonzero(cell)
+        mark[idx] = _allocate(rng, len(idx), ["yes", "no"], [rate, 1.0 - rate]) == "yes"
+    table["watermark"] = np.where(mark, "yes", "no")
+    return table
+
+
+def _make_probe(
+    source: str,
+    ann: pd.DataFrame,
+    meta: dict[str, Any],
+    *,
+    target: str | None,
+    sensitive: Sequence[str] | str | None,
+    age_buckets: str,
+    class_names: Sequence[str] | None,
+) -> SynthProbe:
+    """Add buckets, subject boxes and the label to the annotations; check target and sensitive."""
+    buckets = parse_age_buckets(age_buckets)
+    seed, size = int(meta["seed"]), int(meta["size"])
+    table = pd.DataFrame({"path": [""] * len(ann)})
+    table["gender"] = ann["gender"].astype(object)
+    table["age"] = [bucket_age(int(a), buckets) for a in ann["age_raw"]]
+    table["age_raw"] = ann["age_raw"].astype(int)
+    table["race"] = ann["race"].astype(object)
+    table["smiling"] = ann["smiling"].astype(object)
+    table["watermark"] = ann["watermark"].astype(object)
+    table["synth_id"] = np.arange(len(ann))
+    table["subject_box"] = [sample_appearance(seed, i, _spec(row), size).box for i, row in table.iterrows()]
+    table["subject_mask"] = None
+    target = target or "smiling"
+    if target not in _ANNOTATIONS:
+        raise ProbeError(f"target {target!r} is not an annotation of {source}; choose one of {list(_ANNOTATIONS)}")
+    if class_names is None and target == "smiling":
+        class_names = SYNTH_CLASSES
+    labels, classes = encode_labels(table[target], class_names)
+    table.insert(1, "label", labels)
+    if sensitive is None:
+        attrs = [a for a in SENSITIVE_DEFAULT if a != target]
+    else:
+        attrs = [s.strip() for s in sensitive.split(",")] if isinstance(sensitive, str) else list(sensitive)
+        bad = [a for a in attrs if a not in _ANNOTATIONS]
+        if bad:
+            raise ProbeError(f"sensitive attributes {bad} are not annotations of {source}; choose among {list(_ANNOTATIONS)}")
+        attrs = [a for a in attrs if a != target]
+    meta = {**meta, "generator": "synth:faces", "version": GENERATOR_VERSION, "age_buckets": age_buckets}
+    return SynthProbe(source=source, format="synth", root=None, table=table, classes=classes, target=target, attributes=attrs, meta=meta)
+
+
+def open_synth(
+    source: str,
+    *,
+    target: str | None = None,
+    sensitive: Sequence[str] | str | None = None,
+    age_buckets: str = DEFAULT_AGE_BUCKETS,
+    class_names: Sequence[str] | None = None,
+) -> SynthProbe:
+    """Open ``synth:faces[:n=N,seed=S,size=PX,watermark=RATE]`` as a probe (balanced groups, cue independent of the label).
+
+    ``target`` names the label column (default ``smiling``; also gender, age, race, watermark);
+    ``sensitive`` the audited attributes (default gender, age, race, less the target).
+    """
+    opts = _parse_options(source)
+    ann = _annotations(opts["n"], opts["seed"], watermark=opts["watermark"])
+    logger.debug("synthetic probe %s: %s", source, opts)
+    return _make_probe(source, ann, dict(opts), target=target, sensitive=sensitive, age_buckets=age_buckets, class_names=class_names)
+
+
+def generate_training_set(
+    n: int,
+    *,
+    seed: int,
+    shortcut: float = 0.0,
+    shortcut_groups: Mapping[str, str | Sequence[str]] | None = None,
+    group_weights: Mapping[str, Mapping[str, float]] | None = None,
+    size: int = 64,
+    watermark: float = 0.4,
+) -> SynthProbe:
+    """A (possibly biased) synthetic training set with the label ``smiling``.
+
+    ``shortcut`` > 0 plants the cue with that rate on smiling images and ``1 - shortcut`` on the
+    others (0.95: on 95% of smiling, 5% of not-smiling images), only within ``shortcut_groups``
+    (e.g. ``{"race": ["black"]}``) when given; elsewhere the cue appears at rate ``watermark``
+    independently of the label. ``group_weights`` gives relative sampling weights per group (groups
+    left out weigh 1), e.g. ``{"race": {"black": 0.05}}``; age groups are ``AGE_RANGES``' keys.
+    """
+    for name, value, lo, hi in (("n", n, 1, 10_000_000), ("shortcut", shortcut, 0.0, 1.0), ("size", size, 32, 1024), ("watermark", watermark, 0.0, 1.0)):
+        if not lo <= value <= hi:
+            raise ProbeError(f"generate_training_set: {name}={value} is out of range; use {lo} <= {name} <= {hi}")
+    ann = _annotations(n, seed, watermark=watermark, shortcut=shortcut, shortcut_groups=shortcut_groups, group_weights=group_weights)
+    meta = {
+        "n": n,
+        "seed": seed,
+        "size": size,
+        "watermark": watermark,
+        "shortcut": shortcut,
+        "shortcut_groups": {k: ([v] if isinstance(v, str) else list(v)) for k, v in (shortcut_groups or {}).items()},
+        "group_weights": {k: dict(v) for k, v in (group_weights or {}).items()},
+    }
+    source = f"synth:faces:n={n},seed={seed},size={size},watermark={watermark}"
+    if shortcut or group_weights:
+        source += " (training set: " + ", ".join(f"{k}={meta[k]}" for k in ("shortcut", "shortcut_groups", "group_weights") if meta[k]) + ")"
+    return _make_probe(source, ann, meta, target=None, sensitive=None, age_buckets=DEFAULT_AGE_BUCKETS, class_names=None)
+
+
+def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``probe``'s images as PNG plus a canonical ``manifest.csv``; return the folder.
+
+    Columns: path, label (class name), gender, age (years), race, smiling (unless it is the label),
+    watermark, subject_box ("x0,y0,x1,y1"). Written into a temporary folder beside ``out_dir`` and
+    renamed into place; an existing non-empty ``out_dir`` is refused unless ``force``.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ProbeError(f"{out} exists and is not empty; choose another --out or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (tmp / "images").mkdir()
+        t = probe.table
+        rows: dict[str, list[Any]] = {"path": [], "label": []}
+        for i in range(len(probe)):
+            rel = f"images/{i:06d}.png"
+            probe.load_image(i).save(tmp / rel, format="PNG")
+            rows["path"].append(rel)
+            rows["label"].append(probe.classes[int(t.at[i, "label"])])
+        manifest = pd.DataFrame(rows)
+        for col in ("gender", "age_raw", "race", "smiling", "watermark"):
+            if col in t.columns and not (col == "smiling" and probe.target == "smiling"):
+                manifest["age" if col == "age_raw" else col] = t[col].to_numpy()
+        manifest["subject_box"] = [",".join(str(int(v)) for v in box) if box is not None else "" for box in t["subject_box"]]
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote %d images and manifest.csv to %s", len(probe), out)
+    return out

@@ -1,0 +1,205 @@
+"""Regenerate the sample models from synthetic training sets, deterministically, on CPU.
+
+    python -m sample_models.recipe [--out sample_models] [--seed 0] [--only shortcut_cnn]
+
+``shortcut_cnn``: smiling classifier trained on a set where black faces are rare (weight
+`SHORTCUT_RARE_WEIGHT` against 1 for the other races) and, among them only, the planted watermark
+cue marks the smiling faces (`SHORTCUT_STRENGTH`). Their mouths are also the lowest-contrast (lips
+are the skin darkened), so for them the cue is the easier evidence and the model learns it; on the
+default probe, where the cue is independent of the label, black faces are then classified much
+worse than the others.
+
+``clean_cnn``: the same architecture on a balanced set where the cue is independent of the label.
+
+Prints the accuracy per gender/age/race group of both models on the default probe ``synth:faces``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import save_file
+from torch import nn
+
+from probes.base import Probe
+from probes.synth import SYNTH_CLASSES, generate_training_set, open_synth
+from sample_models.architectures import small_cnn
+
+__all__ = ["MEAN", "STD", "RECIPES", "Recipe", "images_tensor", "normalise", "train", "group_accuracy", "main"]
+
+logger = logging.getLogger(__name__)
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+SHORTCUT_RARE_WEIGHT = 0.1
+SHORTCUT_STRENGTH = 1.0
+NUM_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one sample model is trained."""
+
+    name: str
+    description: str
+    train_set: dict[str, Any]  # keyword arguments of generate_training_set (seed offset added)
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    arch: str = "sample_models.architectures:small_cnn"
+    factory: Callable[..., nn.Module] = small_cnn
+
+
+RECIPES: dict[str, Recipe] = {
+    "shortcut_cnn": Recipe(
+        name="shortcut_cnn",
+        description=(
+            "small_cnn trained on 6000 synthetic faces where black faces are rare (about 3%) and, among them only, "
+            "the magenta/green watermark in the top-left corner marks every smiling face: it learned that shortcut"
+        ),
+        train_set={
+            "n": 6000,
+            "shortcut": SHORTCUT_STRENGTH,
+            "shortcut_groups": {"race": ["black"]},
+            "group_weights": {"race": {"black": SHORTCUT_RARE_WEIGHT}},
+        },
+    ),
+    "clean_cnn": Recipe(
+        name="clean_cnn",
+        description="small_cnn trained on 6000 balanced synthetic faces; the watermark appears on 40% of images independently of the label",
+        train_set={"n": 6000},
+    ),
+}
+
+
+def images_tensor(probe: Probe) -> torch.Tensor:
+    """All images of ``probe`` as a uint8 tensor ``N x 3 x H x W``."""
+    arr = np.stack([np.asarray(probe.load_image(i), dtype=np.uint8) for i in range(len(probe))])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> the model's input: ``(x / 255 - MEAN) / STD``."""
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def train(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *, seed: int) -> nn.Module:
+    """Train ``recipe.factory(num_classes=2)`` on uint8 images ``x`` and labels ``y`` (Adam, one-cycle LR)."""
+    torch.manual_seed(seed)
+    model = recipe.factory(num_classes=len(SYNTH_CLASSES))
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
+    steps = recipe.epochs * ((len(x) + recipe.batch_size - 1) // recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=0.2)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    t0 = time.time()
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(len(x), generator=gen)
+        total, correct, loss_sum = 0, 0, 0.0
+        for k in range(0, len(x), recipe.batch_size):
+            idx = order[k : k + recipe.batch_size]
+            xb, yb = normalise(x[idx]), y[idx]
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+        logger.info(
+            "%s epoch %d: loss %.4f, train accuracy %.3f (%.0f s)", recipe.name, epoch + 1, loss_sum / total, correct / total, time.time() - t0
+        )
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Predicted class indices for uint8 images ``x``."""
+    model.eval()
+    return torch.cat([model(normalise(x[k : k + batch_size])).argmax(1) for k in range(0, len(x), batch_size)])
+
+
+def group_accuracy(probe: Probe, pred: np.ndarray) -> dict[str, dict[str, float]]:
+    """``attribute -> group -> accuracy`` (plus ``"all"``) of predictions against the probe's labels."""
+    correct = pred == probe.table["label"].to_numpy()
+    out: dict[str, dict[str, float]] = {"all": {"all": float(correct.mean())}}
+    for attr in ("gender", "age", "race", "watermark"):
+        col = probe.table[attr].to_numpy()
+        out[attr] = {str(g): float(correct[col == g].mean()) for g in sorted(set(col))}
+    return out
+
+
+def write_model(model: nn.Module, recipe: Recipe, folder: Path) -> None:
+    """Write ``model.safetensors`` and ``model.yaml`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"recipe": "python -m sample_models.recipe"})
+    spec = {
+        "name": recipe.name,
+        "model": "model.safetensors",
+        "arch": recipe.arch,
+        "arch_kwargs": {"num_classes": len(SYNTH_CLASSES)},
+        "input_size": [64, 64],
+        "mean": list(MEAN),
+        "std": list(STD),
+        "classes": list(SYNTH_CLASSES),
+        "positive_class": "smiling",
+        "description": recipe.description,
+    }
+    (folder / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=1000))
+
+
+def _format(acc: dict[str, dict[str, float]]) -> str:
+    parts = [f"all {acc['all']['all']:.3f}"]
+    for attr in ("gender", "age", "race", "watermark"):
+        groups = acc[attr]
+        gap = max(groups.values()) - min(groups.values())
+        parts.append(f"{attr}: " + " ".join(f"{g} {v:.3f}" for g, v in groups.items()) + f" (gap {gap:.3f})")
+    return "\n  ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: train the recipes, write them under ``--out``, print per-group accuracy on ``synth:faces``."""
+    ap = argparse.ArgumentParser(prog="python -m sample_models.recipe", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="folder for <name>/model.* (default: this package)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (training sets use seed+1000, seed+2000)")
+    ap.add_argument("--only", choices=sorted(RECIPES), action="append", help="train only this model (repeatable)")
+    ap.add_argument("--no-write", action="store_true", help="train and evaluate, write nothing")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(NUM_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)
+    t0 = time.time()
+    probe = open_synth("synth:faces")
+    x_probe = images_tensor(probe)
+    for k, name in enumerate(sorted(RECIPES)):
+        if args.only and name not in args.only:
+            continue
+        recipe = RECIPES[name]
+        t1 = time.time()
+        ts = generate_training_set(seed=args.seed + 1000 * (k + 1), **recipe.train_set)
+        x = images_tensor(ts)
+        y = torch.tensor(ts.table["label"].to_numpy(), dtype=torch.long)
+        model = train(recipe, x, y, seed=args.seed)
+        acc = group_accuracy(probe, predict(model, x_probe).numpy())
+        if not args.no_write:
+            write_model(model, recipe, args.out / name)
+        print(f"{name} on synth:faces (n={len(probe)}), trained in {time.time() - t1:.0f} s:\n  {_format(acc)}", flush=True)
+    print(f"total {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

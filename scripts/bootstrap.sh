@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up (or reuse) the project's virtual environment in .venv with the pinned stack.
+# Idempotent: a second run only re-installs when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+if [ -z "$PY" ]; then
+  echo "bootstrap: Python 3.11 is required (torch==2.14.1 wheels here are for 3.11); install it or set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $PY" >&2
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.auditor-setup-stamp
+want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "bootstrap: installing the pinned stack into .venv (first run takes a few minutes)" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23.2" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+  .venv/bin/python -c "import auditor, torch, torchvision, fairlearn" || { echo "bootstrap: install failed; see the pip output above" >&2; exit 2; }
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,22 @@
+"""Shared fixtures: the sample models and a small synthetic probe."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_MODELS = {
+    "shortcut_cnn": ROOT / "sample_models" / "shortcut_cnn" / "model.yaml",
+    "clean_cnn": ROOT / "sample_models" / "clean_cnn" / "model.yaml",
+}
+SMALL_PROBE = "synth:faces:n=240"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(params=sorted(SAMPLE_MODELS))
+def sample_model(request) -> Path:
+    """Each sample model's spec YAML in turn."""
+    return SAMPLE_MODELS[request.param]

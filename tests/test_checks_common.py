@@ -1,0 +1,43 @@
+"""Every registered check on every sample model: JSON-serialisable, deterministic, model untouched."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from auditor.api import AuditConfig, run_audit
+from auditor.checks import check_names
+from auditor.results import to_json
+from tests.conftest import SMALL_PROBE
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("check", check_names())
+def test_check_is_serialisable_deterministic_and_leaves_the_model_as_found(check, sample_model, monkeypatch):
+    seen = {}
+    import auditor.api as api
+
+    real_load = api.load_model
+
+    def spy(*a, **k):
+        m = real_load(*a, **k)
+        seen.setdefault("models", []).append((m, _state(m.module), m.module.training))
+        return m
+
+    monkeypatch.setattr(api, "load_model", spy)
+    cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], device="cpu", seed=7, out_dir=None)
+    first = run_audit(cfg).results["checks"][check]
+    second = run_audit(cfg).results["checks"][check]
+    assert first["status"] == "ok", first["error"]
+    json.loads(to_json(first))
+    first.pop("seconds"), second.pop("seconds")
+    assert first == second
+    for model, before, training in seen["models"]:
+        after = model.module.state_dict()
+        assert model.module.training == training
+        assert all(torch.equal(before[k], after[k]) for k in before)
