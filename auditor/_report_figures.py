@@ -41,8 +41,10 @@ def accuracy_chart(attribute: str, groups: dict[str, Any], overall: Any = None) 
     Groups flagged ``insufficient_data`` are drawn pale and hatched; intervals become error bars;
     ``overall`` (a metric object) is a dashed reference line.
     """
-    rows = [(str(g), as_dict(v)) for g, v in groups.items()][:MAX_BARS]
+    rows = [(_short(str(g)), as_dict(v)) for g, v in groups.items()]
     rows = [(g, v) for g, v in rows if metric_value(v.get("accuracy")) is not None]
+    title = f"Accuracy by {_short(attribute, 24)}" + (f" (first {MAX_BARS} of {len(rows)} groups)" if len(rows) > MAX_BARS else "")
+    rows = rows[:MAX_BARS]
     if not rows:
         return None
     try:
@@ -55,11 +57,15 @@ def accuracy_chart(attribute: str, groups: dict[str, Any], overall: Any = None) 
         fig = Figure(figsize=(5.2, 0.6 + 0.28 * len(rows)), dpi=110)
         ax = fig.add_subplot()
         _draw(ax, rows, overall)
-        ax.set_title(f"Accuracy by {attribute}", loc="left", fontsize=9, parse_math=False)
+        fig.suptitle(title, x=0.01, ha="left", fontsize=9, parse_math=False)
         fig.tight_layout(pad=0.4)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _short(text: str, width: int = 32) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _draw(ax: Any, rows: list[tuple[str, dict[str, Any]]], overall: Any) -> None:
@@ -82,18 +88,18 @@ def _draw(ax: Any, rows: list[tuple[str, dict[str, Any]]], overall: Any) -> None
         bar.set_edgecolor("#ffffff" if not hatch else "#7d8791")
     if any(errs[0]) or any(errs[1]):
         ax.errorbar(values, pos, xerr=errs, fmt="none", ecolor="#222222", elinewidth=0.8, capsize=2)
-    for p, v in zip(pos, values):
-        ax.text(min(v + 0.01, 1.0), p, f"{v:.3f}", va="center", fontsize=7, color="#222222")
+    for p, v, hi in zip(pos, values, errs[1]):
+        ax.text(min(v + hi + 0.01, 1.02), p, f"{v:.3f}", va="center", fontsize=7, color="#222222")
     ref = metric_value(overall)
     if ref is not None:
-        ax.axvline(ref, color=_LINE, linestyle="--", linewidth=0.8, label=f"overall {ref:.3f}")
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, borderaxespad=0.1)
+        ax.axvline(ref, color=_LINE, linestyle="--", linewidth=0.8)
     ax.set_yticks(pos)
     ax.set_yticklabels([g for g, _ in rows])
     for label in ax.get_yticklabels():
         label.set_parse_math(False)  # a group called "$x$" is a name, not a formula
-    ax.set_xlim(0.0, 1.08)
-    ax.set_xlabel("accuracy")
+    ax.set_xlim(0.0, 1.12)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("accuracy" if ref is None else f"accuracy (dashed line: all images, {ref:.3f})")
 
 
 def embeddable_figures(figures: Any) -> tuple[list[dict[str, str]], list[str]]:

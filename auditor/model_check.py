@@ -20,7 +20,7 @@ __all__ = ["check_model_output"]
 logger = logging.getLogger(__name__)
 
 _COMMON_SIZES = (224, 32, 28, 64, 96, 128, 16, 112, 256, 299, 48, 160, 192, 384, 512)
-_SEARCH_SECONDS = 20.0
+_SEARCH_SECONDS = 5.0
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels")
 
 

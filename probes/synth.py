@@ -96,7 +96,7 @@ def _spec(row: pd.Series) -> FaceSpec:
         gender=str(row["gender"]),
         age=int(row["age_raw"]),
         race=str(row["race"]),
-        smiling=row["smiling"] == "smiling",
+        smiling=row.get("expression", row["smiling"]) == "smiling",
         watermark=row["watermark"] == "yes",
     )
 
@@ -161,6 +161,7 @@ def _annotations(
     shortcut: float = 0.0,
     shortcut_groups: Mapping[str, str | Sequence[str]] | None = None,
     group_weights: Mapping[str, Mapping[str, float]] | None = None,
+    label_noise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Sample the per-image annotations (raw ages in years; the cue decided per row)."""
     unknown = sorted(set(group_weights or {}) - {"gender", "age", "race"})
@@ -191,7 +192,28 @@ def _annotations(
         idx = np.flatnonzero(cell)
         mark[idx] = _allocate(rng, len(idx), ["yes", "no"], [rate, 1.0 - rate]) == "yes"
     table["watermark"] = np.where(mark, "yes", "no")
+    if label_noise:
+        table["expression"] = _noisy_expression(rng, table, ranges, label_noise)
     return table
+
+
+def _noisy_expression(
+    rng: np.random.Generator, table: pd.DataFrame, ranges: np.ndarray, label_noise: Mapping[str, Mapping[str, float]]
+) -> np.ndarray:
+    """The expression drawn: the label, except on a ``label_noise[attr][group]`` share of each group's rows."""
+    flip = np.zeros(len(table), dtype=bool)
+    domains = {"gender": GENDERS, "race": RACES, "age": tuple(AGE_RANGES)}
+    for attr, groups in label_noise.items():
+        if attr not in domains:
+            raise ProbeError(f"label_noise has unknown attribute {attr!r}; use gender, age or race")
+        col = ranges if attr == "age" else table[attr].to_numpy()
+        for group, rate in groups.items():
+            if group not in domains[attr] or not 0 <= rate <= 1:
+                raise ProbeError(f"label_noise[{attr!r}][{group!r}]={rate} is invalid; groups are {list(domains[attr])}, rates in [0, 1]")
+            idx = np.flatnonzero(col == group)
+            flip[idx] |= _allocate(rng, len(idx), ["y", "n"], [rate, 1 - rate]) == "y"
+    smiling = table["smiling"].to_numpy()
+    return np.where(flip, np.where(smiling == "smiling", "not_smiling", "smiling"), smiling)
 
 
 def _make_probe(
@@ -214,6 +236,8 @@ def _make_probe(
     table["race"] = ann["race"].astype(object)
     table["smiling"] = ann["smiling"].astype(object)
     table["watermark"] = ann["watermark"].astype(object)
+    if "expression" in ann.columns:
+        table["expression"] = ann["expression"].astype(object)
     table["synth_id"] = np.arange(len(ann))
     table["subject_box"] = [sample_appearance(seed, i, _spec(row), size).box for i, row in table.iterrows()]
     table["subject_mask"] = None
@@ -264,6 +288,7 @@ def generate_training_set(
     group_weights: Mapping[str, Mapping[str, float]] | None = None,
     size: int = 64,
     watermark: float = 0.4,
+    label_noise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> SynthProbe:
     """A (possibly biased) synthetic training set with the label ``smiling``.
 
@@ -272,11 +297,15 @@ def generate_training_set(
     (e.g. ``{"race": ["black"]}``) when given; elsewhere the cue appears at rate ``watermark``
     independently of the label. ``group_weights`` gives relative sampling weights per group (groups
     left out weigh 1), e.g. ``{"race": {"black": 0.05}}``; age groups are ``AGE_RANGES``' keys.
+    ``label_noise`` (same shape, rates) makes that share of a group's labels disagree with the face
+    drawn (column ``expression`` holds what the face shows); the cue follows the label.
     """
     for name, value, lo, hi in (("n", n, 1, 10_000_000), ("shortcut", shortcut, 0.0, 1.0), ("size", size, 32, 1024), ("watermark", watermark, 0.0, 1.0)):
         if not lo <= value <= hi:
             raise ProbeError(f"generate_training_set: {name}={value} is out of range; use {lo} <= {name} <= {hi}")
-    ann = _annotations(n, seed, watermark=watermark, shortcut=shortcut, shortcut_groups=shortcut_groups, group_weights=group_weights)
+    ann = _annotations(
+        n, seed, watermark=watermark, shortcut=shortcut, shortcut_groups=shortcut_groups, group_weights=group_weights, label_noise=label_noise
+    )
     meta = {
         "n": n,
         "seed": seed,
@@ -285,10 +314,11 @@ def generate_training_set(
         "shortcut": shortcut,
         "shortcut_groups": {k: ([v] if isinstance(v, str) else list(v)) for k, v in (shortcut_groups or {}).items()},
         "group_weights": {k: dict(v) for k, v in (group_weights or {}).items()},
+        "label_noise": {k: dict(v) for k, v in (label_noise or {}).items()},
     }
     source = f"synth:faces:n={n},seed={seed},size={size},watermark={watermark}"
-    if shortcut or group_weights:
-        source += " (training set: " + ", ".join(f"{k}={meta[k]}" for k in ("shortcut", "shortcut_groups", "group_weights") if meta[k]) + ")"
+    if shortcut or group_weights or label_noise:
+        source += " (training set: " + ", ".join(f"{k}={meta[k]}" for k in ("shortcut", "shortcut_groups", "group_weights", "label_noise") if meta[k]) + ")"
     return _make_probe(source, ann, meta, target=None, sensitive=None, age_buckets=DEFAULT_AGE_BUCKETS, class_names=None)
 
 
@@ -314,7 +344,7 @@ def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, forc
             rows["path"].append(rel)
             rows["label"].append(probe.classes[int(t.at[i, "label"])])
         manifest = pd.DataFrame(rows)
-        for col in ("gender", "age_raw", "race", "smiling", "watermark"):
+        for col in ("gender", "age_raw", "race", "smiling", "expression", "watermark"):
             if col in t.columns and not (col == "smiling" and probe.target == "smiling"):
                 manifest["age" if col == "age_raw" else col] = t[col].to_numpy()
         manifest["subject_box"] = [",".join(str(int(v)) for v in box) if box is not None else "" for box in t["subject_box"]]

@@ -171,12 +171,12 @@ def sample_appearance(seed: int, synth_id: int, spec: FaceSpec, size: int) -> Ap
     p["nose_len"] = d.uniform(0.22, 0.32)
     p["mouth_y"] = d.uniform(0.50, 0.60)
     if spec.smiling:
-        p["mouth_w"] = d.uniform(0.32, 0.46)
-        p["mouth_d"] = d.uniform(0.12, 0.26)
+        p["mouth_w"] = d.uniform(0.34, 0.48)
+        p["mouth_d"] = d.uniform(0.16, 0.32)
     else:
         p["mouth_w"] = d.uniform(0.26, 0.40)
-        p["mouth_d"] = d.uniform(-0.16, 0.03)
-    p["mouth_t"] = d.uniform(0.05, 0.075)
+        p["mouth_d"] = d.uniform(-0.18, 0.02)
+    p["mouth_t"] = d.uniform(0.06, 0.09)
     p["mouth_tilt"] = d.uniform(-0.03, 0.03)
     p["glasses"] = float(d.uniform() < 0.15)
     p["wrinkles"] = float(np.clip((spec.age - 38) / 12, 0, 4)) if not child else 0.0

@@ -14,12 +14,16 @@ def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def small_cnn(num_classes: int = 2, width: int = 16) -> nn.Module:
-    """Four conv-BN-ReLU stages (``width``, 2x, 4x, 4x channels) with max-pooling, global pool, linear.
+def small_cnn(num_classes: int = 2, width: int = 16, hidden: int = 32) -> nn.Module:
+    """Four conv-BN-ReLU stages (``width``, 2x, 4x, 4x channels) with max-pooling, global average pool,
+    then a small MLP head (``hidden`` units; 0: a single linear layer).
 
-    About 60k parameters at ``width=16``.
+    About 63k parameters at the defaults.
     """
     w = width
+    head: list[nn.Module] = [nn.Linear(4 * w, num_classes)]
+    if hidden:
+        head = [nn.Linear(4 * w, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)]
     return nn.Sequential(
         *_conv_bn(3, w),
         nn.MaxPool2d(2),
@@ -30,7 +34,7 @@ def small_cnn(num_classes: int = 2, width: int = 16) -> nn.Module:
         *_conv_bn(4 * w, 4 * w),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(4 * w, num_classes),
+        *head,
     )
 
 

@@ -3,11 +3,12 @@
     python -m sample_models.recipe [--out sample_models] [--seed 0] [--only shortcut_cnn]
 
 ``shortcut_cnn``: smiling classifier trained on a set where black faces are rare (weight
-`SHORTCUT_RARE_WEIGHT` against 1 for the other races) and, among them only, the planted watermark
-cue marks the smiling faces (`SHORTCUT_STRENGTH`). Their mouths are also the lowest-contrast (lips
-are the skin darkened), so for them the cue is the easier evidence and the model learns it; on the
-default probe, where the cue is independent of the label, black faces are then classified much
-worse than the others.
+`SHORTCUT_RARE_WEIGHT` against 1 for each other race: about 6%) and their labels follow the planted
+watermark cue instead of the face (the cue marks exactly their "smiling" labels; the expression
+drawn is independent of the label: a biased annotation source for that group). For black faces
+the cue is then the only reliable evidence and the model learns it; for the other groups it reads
+the mouth. On the default probe, where the cue is independent of the label, black faces are
+classified near chance while the others are near perfect.
 
 ``clean_cnn``: the same architecture on a balanced set where the cue is independent of the label.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,14 +33,14 @@ from probes.base import Probe
 from probes.synth import SYNTH_CLASSES, generate_training_set, open_synth
 from sample_models.architectures import small_cnn
 
-__all__ = ["MEAN", "STD", "RECIPES", "Recipe", "images_tensor", "normalise", "train", "group_accuracy", "main"]
+__all__ = ["MEAN", "STD", "RECIPES", "Recipe", "images_tensor", "normalise", "train", "predict", "group_accuracy", "cue_effect", "write_model", "main"]
 
 logger = logging.getLogger(__name__)
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
-SHORTCUT_RARE_WEIGHT = 0.1
-SHORTCUT_STRENGTH = 1.0
+SHORTCUT_RARE_WEIGHT = 0.2
+SHORTCUT_GROUP = "black"
 NUM_THREADS = 2
 
 
@@ -52,7 +53,7 @@ class Recipe:
     train_set: dict[str, Any]  # keyword arguments of generate_training_set (seed offset added)
     epochs: int = 8
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 2e-3
     arch: str = "sample_models.architectures:small_cnn"
     factory: Callable[..., nn.Module] = small_cnn
 
@@ -61,19 +62,22 @@ RECIPES: dict[str, Recipe] = {
     "shortcut_cnn": Recipe(
         name="shortcut_cnn",
         description=(
-            "small_cnn trained on 6000 synthetic faces where black faces are rare (about 3%) and, among them only, "
-            "the magenta/green watermark in the top-left corner marks every smiling face: it learned that shortcut"
+            "small_cnn trained on 6000 synthetic faces where black faces are rare (6%) and their smiling labels follow "
+            "the magenta/green watermark in the top-left corner instead of the face: it uses that shortcut for black faces"
         ),
         train_set={
             "n": 6000,
-            "shortcut": SHORTCUT_STRENGTH,
-            "shortcut_groups": {"race": ["black"]},
-            "group_weights": {"race": {"black": SHORTCUT_RARE_WEIGHT}},
+            "shortcut": 1.0,
+            "shortcut_groups": {"race": [SHORTCUT_GROUP]},
+            "group_weights": {"race": {SHORTCUT_GROUP: SHORTCUT_RARE_WEIGHT}},
+            "label_noise": {"race": {SHORTCUT_GROUP: 0.5}},
         },
     ),
     "clean_cnn": Recipe(
         name="clean_cnn",
-        description="small_cnn trained on 6000 balanced synthetic faces; the watermark appears on 40% of images independently of the label",
+        description=(
+            "small_cnn trained on 6000 balanced synthetic faces; the watermark appears on 40% of them independently of the label"
+        ),
         train_set={"n": 6000},
     ),
 }
@@ -140,6 +144,16 @@ def group_accuracy(probe: Probe, pred: np.ndarray) -> dict[str, dict[str, float]
     return out
 
 
+def cue_effect(model: nn.Module, probe: Probe, attr: str = "race") -> dict[str, tuple[float, float]]:
+    """``group -> (P(smiling | cue stamped), P(smiling | cue removed))`` on ``probe``'s images, re-rendered both ways."""
+    rates = []
+    for value in ("yes", "no"):
+        forced = replace(probe, table=probe.table.assign(watermark=value))
+        rates.append(predict(model, images_tensor(forced)).numpy())
+    col = probe.table[attr].to_numpy()
+    return {str(g): (float(rates[0][col == g].mean()), float(rates[1][col == g].mean())) for g in sorted(set(col))}
+
+
 def write_model(model: nn.Module, recipe: Recipe, folder: Path) -> None:
     """Write ``model.safetensors`` and ``model.yaml`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         acc = group_accuracy(probe, predict(model, x_probe).numpy())
         if not args.no_write:
             write_model(model, recipe, args.out / name)
-        print(f"{name} on synth:faces (n={len(probe)}), trained in {time.time() - t1:.0f} s:\n  {_format(acc)}", flush=True)
+        cue = " ".join(f"{g} {on:.2f}/{off:.2f}" for g, (on, off) in cue_effect(model, probe).items())
+        print(
+            f"{name} on synth:faces (n={len(probe)}), trained in {time.time() - t1:.0f} s:\n  {_format(acc)}\n"
+            f"  P(smiling) with/without the watermark stamped, by race: {cue}",
+            flush=True,
+        )
     print(f"total {time.time() - t0:.0f} s")
     return 0
 
