@@ -195,9 +195,9 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     seconds["load_probe"] = time.perf_counter() - t
     input_size = tuple(model.input_size) if model.input_size else probe_image_size(probe)
 
-    first = next(iter(make_loader(probe, input_size, batch_size=min(4, len(probe)))), None)
-    if first is None or len(first.indices) == 0:
-        raise ProbeError(f"the first images of probe {probe.source} cannot be read; check the image files")
+    first = next((b for b in make_loader(probe, input_size, batch_size=min(4, len(probe))) if len(b.indices)), None)
+    if first is None:
+        raise ProbeError(f"no image of probe {probe.source} can be read; check the image files")
     width = check_model_output(model, first.images.to(device))
     classes = _resolve_classes(model, probe, width)
     positive = model.positive_class if model.positive_class is not None else (1 if width == 2 else 0)

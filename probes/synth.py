@@ -131,15 +131,28 @@ def _check_range(name: str, value: float, lo: float, hi: float) -> None:
         raise ProbeError(f"synthetic probe option {name}={value} is out of range; use {lo} <= {name} <= {hi}")
 
 
-def _allocate(rng: np.random.Generator, n: int, values: Sequence[str], weights: Sequence[float]) -> np.ndarray:
-    """``n`` values with counts proportional to ``weights`` (largest remainder), in random order."""
+def _spread(
+    rng: np.random.Generator, n: int, values: Sequence[str], weights: Sequence[float], strata: Sequence[np.ndarray] = ()
+) -> np.ndarray:
+    """``n`` values with counts proportional to ``weights`` (largest remainder), spread evenly over ``strata``.
+
+    Rows are sorted by the strata (the first the primary key; random order within) and the values are
+    interleaved along that order, so any run of consecutive rows gets them in proportion to within
+    one per value: every group of the first stratum exactly, its cross with the second too, and so
+    on. E.g. labels balanced within each race (and race x gender ...), so that a perfect classifier
+    has equal selection rates.
+    """
     w = np.asarray(weights, dtype=float)
     share = n * w / w.sum()
     counts = np.floor(share).astype(int)
-    rest = n - counts.sum()
-    counts[np.argsort(-(share - counts), kind="stable")[:rest]] += 1
-    out = np.repeat(np.asarray(values, dtype=object), counts)
-    return out[rng.permutation(n)]
+    counts[np.argsort(-(share - counts), kind="stable")[: n - counts.sum()]] += 1
+    times = np.concatenate([(np.arange(c) + rng.random()) / c for c in counts if c > 0]) if n else np.zeros(0)
+    seq = np.repeat(np.asarray(values, dtype=object), counts)[np.argsort(times, kind="stable")]
+    keys = [np.unique(np.asarray(s, dtype=str), return_inverse=True)[1] for s in strata]
+    order = np.lexsort((rng.random(n), *reversed(keys)))
+    out = np.empty(n, dtype=object)
+    out[order] = seq
+    return out
 
 
 def _weights(group_weights: Mapping[str, Mapping[str, float]] | None, attr: str, groups: Sequence[str]) -> list[float]:
@@ -168,13 +181,14 @@ def _annotations(
     if unknown:
         raise ProbeError(f"group_weights has unknown attributes {unknown}; use gender, age (ranges {list(AGE_RANGES)}) or race")
     rng = np.random.default_rng([seed, 0x7AB1E])
-    gender = _allocate(rng, n, GENDERS, _weights(group_weights, "gender", GENDERS))
-    race = _allocate(rng, n, RACES, _weights(group_weights, "race", RACES))
-    ranges = _allocate(rng, n, list(AGE_RANGES), _weights(group_weights, "age", list(AGE_RANGES)))
+    gender = _spread(rng, n, GENDERS, _weights(group_weights, "gender", GENDERS))
+    race = _spread(rng, n, RACES, _weights(group_weights, "race", RACES), [gender])
+    ranges = _spread(rng, n, list(AGE_RANGES), _weights(group_weights, "age", list(AGE_RANGES)), [race, gender])
     lo = np.array([AGE_RANGES[r][0] for r in ranges])
     hi = np.array([AGE_RANGES[r][1] for r in ranges])
     age = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(int)
-    smiling = _allocate(rng, n, SYNTH_CLASSES, [1.0, 1.0])
+    cells = [race, gender, ranges]  # in priority order: each race is balanced exactly, then race x gender, ...
+    smiling = _spread(rng, n, SYNTH_CLASSES, [1.0, 1.0], cells)
     table = pd.DataFrame({"gender": gender, "age_raw": age, "race": race, "smiling": smiling})
     in_groups = np.ones(n, dtype=bool) if shortcut > 0 else np.zeros(n, dtype=bool)
     for attr, groups in (shortcut_groups or {}).items():
@@ -190,7 +204,8 @@ def _annotations(
         (in_groups & (smiling != "smiling"), 1.0 - shortcut),
     ):
         idx = np.flatnonzero(cell)
-        mark[idx] = _allocate(rng, len(idx), ["yes", "no"], [rate, 1.0 - rate]) == "yes"
+        strata = [c[idx] for c in (smiling, *cells)]
+        mark[idx] = _spread(rng, len(idx), ["yes", "no"], [rate, 1.0 - rate], strata) == "yes"
     table["watermark"] = np.where(mark, "yes", "no")
     if label_noise:
         table["expression"] = _noisy_expression(rng, table, ranges, label_noise)
@@ -211,7 +226,8 @@ def _noisy_expression(
             if group not in domains[attr] or not 0 <= rate <= 1:
                 raise ProbeError(f"label_noise[{attr!r}][{group!r}]={rate} is invalid; groups are {list(domains[attr])}, rates in [0, 1]")
             idx = np.flatnonzero(col == group)
-            flip[idx] |= _allocate(rng, len(idx), ["y", "n"], [rate, 1 - rate]) == "y"
+            strata = [table["smiling"].to_numpy()[idx]]
+            flip[idx] |= _spread(rng, len(idx), ["y", "n"], [rate, 1 - rate], strata) == "y"
     smiling = table["smiling"].to_numpy()
     return np.where(flip, np.where(smiling == "smiling", "not_smiling", "smiling"), smiling)
 

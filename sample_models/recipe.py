@@ -26,9 +26,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
+from auditor.atomic import atomic_write_bytes, atomic_write_text
 from probes.base import Probe
 from probes.synth import SYNTH_CLASSES, generate_training_set, open_synth
 from sample_models.architectures import small_cnn
@@ -156,9 +157,7 @@ def cue_effect(model: nn.Module, probe: Probe, attr: str = "race") -> dict[str, 
 
 def write_model(model: nn.Module, recipe: Recipe, folder: Path) -> None:
     """Write ``model.safetensors`` and ``model.yaml`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata={"recipe": "python -m sample_models.recipe"})
     spec = {
         "name": recipe.name,
         "model": "model.safetensors",
@@ -171,7 +170,11 @@ def write_model(model: nn.Module, recipe: Recipe, folder: Path) -> None:
         "positive_class": "smiling",
         "description": recipe.description,
     }
-    (folder / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=1000))
+    weights = atomic_write_bytes(folder / "model.safetensors", save(state, metadata={"recipe": "python -m sample_models.recipe"}))
+    text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=1000)
+    spec_file = atomic_write_text(folder / "model.yaml", text)
+    for f in (weights, spec_file):
+        f.chmod(0o644)
 
 
 def _format(acc: dict[str, dict[str, float]]) -> str:
