@@ -101,6 +101,11 @@ def _summary(results: dict[str, Any]) -> list[str]:
         if unknown:
             text += f"; {unknown} could not be evaluated for lack of data"
         out.append(text + ".")
+        for c in failed:
+            if c.get("severity") == "blocker":
+                op = str(c.get("op") or "")
+                out.append(f"Blocking failure {c.get('id')}: {c.get('description') or c.get('metric')} "
+                           f"Measured {fmt_plain(c.get('value'))}; required {OPS.get(op, op)} {fmt_plain(c.get('threshold'))}.")
     out.extend(worst_disparities(results))
     thin = [f"{attr} {g} (n={as_dict(v).get('n', '?')})"
             for attr, groups in as_dict(dig(results, "checks", "group_metrics", "by_group")).items()
