@@ -9,6 +9,7 @@ Prints the medians and the ratio (audit seconds / seconds the model alone needs 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -63,7 +64,7 @@ def main() -> None:
     from probes import open_probe
 
     n = len(open_probe(args.probe))
-    walls, rss = [], []
+    walls, rss, stages = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             wall, peak, code = audit_once(args.model, args.probe, Path(tmp) / f"run{i}")
@@ -71,12 +72,16 @@ def main() -> None:
                 raise SystemExit(f"audit run {i} exited {code}; run it by hand to see why")
             walls.append(wall)
             rss.append(peak)
+            cost = json.loads((Path(tmp) / f"run{i}" / "results.json").read_text())["cost"]
+            stages.append({**cost["seconds"], "run_audit total": cost["seconds_total"]})
     ips = statistics.median(forward_throughput(args.model, n, args.batch_size) for _ in range(3))
     audit_s = statistics.median(walls)
     model_s = n / ips
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"audit ({args.model} on {args.probe}, {n} images, {args.runs} runs): "
           f"median wall {audit_s:.2f} s (min {min(walls):.2f}, max {max(walls):.2f}), median peak RSS {statistics.median(rss):.0f} MiB")
+    print("inside the audit (median s): " + ", ".join(
+        f"{k} {statistics.median(st[k] for st in stages):.2f}" for k in stages[0]))
     print(f"forward only, batch {args.batch_size}: {ips:.0f} images/s -> {model_s:.3f} s for the probe")
     print(f"ratio audit wall / model forward time: {audit_s / model_s:.1f}x")
 
