@@ -7,6 +7,7 @@ polled between batches; outputs are written atomically.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ def _validate_config(cfg: AuditConfig) -> list[str]:
         raise UsageError(f"--format {bad[0]!r} is not available; choose from {', '.join(FORMATS)}")
     if cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {cfg.batch_size}")
+    if cfg.out_dir is not None:
+        _check_writable(Path(cfg.out_dir))
     names = list(cfg.checks) if cfg.checks else check_names()
     for n in names:
         get_check(n)  # raises with a suggestion
@@ -87,6 +90,17 @@ def _validate_config(cfg: AuditConfig) -> list[str]:
         if n not in names:
             raise UsageError(f"parameters given for check {n!r}, which is not selected; add it to --checks")
     return names
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work when the output folder cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (it is created if missing)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {parent} is not writable; pass a folder you can write to")
 
 
 def _seed_everything(seed: int) -> None:
@@ -231,7 +245,8 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
                   "sha256": model.sha256, "classes": classes, "positive_class": classes[positive] if width == 2 else None,
                   "input_size": list(input_size), "details": model.details},
         "probe": {"source": cfg.probe, "format": probe.format, "sha256": probe.sha256(), "n": len(probe),
-                  "n_skipped": len(skipped), "skipped": skipped, "target": probe.target, "classes": probe.classes,
+                  "n_skipped": len(skipped), "skipped": skipped,
+                  "n_unparsed": int(probe.meta.get("n_unparsed", 0)), "unparsed": list(probe.meta.get("unparsed", []))[:50], "target": probe.target, "classes": probe.classes,
                   "attributes": probe.group_counts()},
         "checks": checks,
         "policy": None,

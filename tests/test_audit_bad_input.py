@@ -132,3 +132,12 @@ def test_intersection_free_small_probe_still_reports_every_group(tmp_path):
     by_group = json.loads((out / "results.json").read_text())["checks"]["group_metrics"]["by_group"]
     assert set(by_group["race"]) == {"white", "black"}
     assert sum(g["n"] for g in by_group["gender"].values()) == 12
+
+
+def test_out_path_that_is_a_file_is_exit_2_and_left_alone(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    code = main(["audit", str(_scripted(tmp_path)), "--probe", str(_probe(tmp_path)), "--out", str(target), "--device", "cpu"])
+    assert code == 2
+    assert "is a file" in _one_line_error(capsys)
+    assert target.read_text() == "keep me"

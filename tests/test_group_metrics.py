@@ -110,3 +110,10 @@ def test_bad_parameter_gets_the_standard_message():
 def test_unknown_parameter_names_the_valid_ones():
     with pytest.raises(UsageError, match="min_group_size"):
         get_check("group_metrics")(min_group_szie=3)
+
+
+def test_equal_groups_name_two_different_groups():
+    ctx = _context([1, 0, 1, 0], [1, 0, 1, 0], ["a", "a", "b", "b"])
+    m = get_check("group_metrics")(min_group_size=1).run(ctx).metrics["gender"]
+    assert m["accuracy_difference"]["value"] == 0.0
+    assert m["accuracy_difference"]["groups"] == ["a", "b"]

@@ -85,6 +85,8 @@ def disparities(table: pd.DataFrame, min_group_size: int) -> dict[str, dict[str,
                 out[f"{metric}_{kind}"] = {"value": None, "ci": None, "groups": [], "reason": reason}
             continue
         lo_g, hi_g = str(col.idxmin()), str(col.idxmax())
+        if lo_g == hi_g:  # every group equal: name two different groups
+            lo_g, hi_g = str(col.index[0]), str(col.index[-1])
         lo, hi = float(col.min()), float(col.max())
         out[f"{metric}_difference"] = {**_value(hi - lo), "groups": [lo_g, hi_g]}
         ratio = lo / hi if hi > 0 else (1.0 if lo == hi else None)
