@@ -26,8 +26,13 @@ stamp=.venv/.auditor-setup-stamp
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "bootstrap: installing the pinned stack into .venv (first run takes a few minutes)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23.2" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
-  .venv/bin/python -c "import auditor, torch, torchvision, fairlearn" || { echo "bootstrap: install failed; see the pip output above" >&2; exit 2; }
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=23.2" \
+         && .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1 \
+     || ! .venv/bin/python -c "import auditor, torch, torchvision, fairlearn"; then
+    grep -v "is ignored: it is neither" "$log" | tail -n 40 >&2
+    echo "bootstrap: install failed; the pip log is in $log" >&2
+    exit 2
+  fi
   echo "$want" > "$stamp"
 fi
