@@ -207,6 +207,9 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     probe = open_probe(cfg.probe, target=cfg.target, sensitive=cfg.sensitive, age_buckets=cfg.age_buckets,
                        class_names=model.class_names)
     seconds["load_probe"] = time.perf_counter() - t
+    if model.class_names is None and probe.format != "synth" and not all(c.isdigit() for c in probe.classes):
+        log.warning("the model names no classes, so probe labels %s are taken as outputs 0..%d in that order; "
+                    "pass a model spec with 'classes' to be sure", probe.classes, len(probe.classes) - 1)
     input_size = tuple(model.input_size) if model.input_size else probe_image_size(probe)
 
     first = next((b for b in make_loader(probe, input_size, batch_size=min(4, len(probe))) if len(b.indices)), None)
