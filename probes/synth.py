@@ -271,7 +271,6 @@ def _make_probe(
         bad = [a for a in attrs if a not in _ANNOTATIONS]
         if bad:
             raise ProbeError(f"sensitive attributes {bad} are not annotations of {source}; choose among {list(_ANNOTATIONS)}")
-        attrs = [a for a in attrs if a != target]
     meta = {**meta, "generator": "synth:faces", "version": GENERATOR_VERSION, "age_buckets": age_buckets}
     return SynthProbe(source=source, format="synth", root=None, table=table, classes=classes, target=target, attributes=attrs, meta=meta)
 
@@ -287,7 +286,8 @@ def open_synth(
     """Open ``synth:faces[:n=N,seed=S,size=PX,watermark=RATE]`` as a probe (balanced groups, cue independent of the label).
 
     ``target`` names the label column (default ``smiling``; also gender, age, race, watermark);
-    ``sensitive`` the audited attributes (default gender, age, race, less the target).
+    ``sensitive`` the audited attributes (default gender, age, race, less the target; named ones are kept as given,
+    as for the other probe formats).
     """
     opts = _parse_options(source)
     ann = _annotations(opts["n"], opts["seed"], watermark=opts["watermark"])

@@ -118,11 +118,16 @@ def test_watermark_scales_with_the_image_size() -> None:
     assert np.array_equal(_pixels(p, 0)[y0:y1, x0:x1], watermark_pixels(128))
 
 
-def test_target_makes_an_annotation_the_label() -> None:
-    p = open_synth("synth:faces:n=40", target="gender", sensitive="race,gender")
+def test_target_makes_an_annotation_the_label_and_leaves_the_default_attributes() -> None:
+    p = open_synth("synth:faces:n=40", target="gender")
     assert p.target == "gender" and p.classes == ["female", "male"]
-    assert p.attributes == ["race"]
+    assert p.attributes == ["age", "race"]
     assert [p.classes[k] for k in p.table["label"]] == list(p.table["gender"])
+
+
+def test_explicitly_named_attributes_are_kept_even_when_one_is_the_target() -> None:
+    p = open_synth("synth:faces:n=40", target="gender", sensitive="race,gender")
+    assert p.attributes == ["race", "gender"]
 
 
 def test_age_buckets_are_configurable() -> None:
