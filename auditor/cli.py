@@ -144,7 +144,6 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_report(ns: argparse.Namespace) -> int:
-    from auditor.api import render_outputs
     from auditor.results import read_results
 
     bad = [f for f in ns.format if f not in ("html", "md")]

@@ -5,7 +5,6 @@ import datetime as _dt
 import json
 import math
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -77,6 +76,3 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise BadInputError(f"{p} has schema_version {found!r}; this auditor reads schema_version {SCHEMA_VERSION}")
     return data
 
-
-def python_command() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from auditor.errors import InternalError, UsageError
 
@@ -54,5 +54,3 @@ def check_names() -> list[str]:
     _load_builtin()
     return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n))
 
-
-Factory = Callable[..., "Check"]
