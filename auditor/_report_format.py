@@ -1,11 +1,15 @@
-"""How the report writes numbers, metric values and names: shared by the HTML and Markdown reports.
+"""How the reports write numbers, metric values and names: shared by the HTML, PDF, Markdown and JUnit reports.
 
 Every function here accepts whatever a (possibly partial or hand-edited) ``results.json`` holds
 and never raises on an unexpected type: a report must render whatever the run managed to record.
+Names that come from the data (groups, attributes, clause ids) go through `clean_text` first: control
+characters and lone surrogates (invalid in XML, invisible in HTML) become U+FFFD, and `short` caps
+their length for display; escaping for each format is the format's job.
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -14,30 +18,52 @@ __all__ = [
     "NA",
     "as_dict",
     "as_list",
+    "clean_text",
     "dig",
     "fmt_num",
+    "fmt_p",
     "fmt_plain",
     "fmt_prose",
     "is_metric",
+    "metric_ci",
     "metric_html",
     "metric_label",
     "metric_text",
     "metric_value",
+    "short",
 ]
 
 NA = "n/a"
+MAX_NAME = 120  # characters of a name shown in a table or sentence; results.json keeps the whole name
 
 # Readable names for the metric stems the checks write; anything else is de-snake-cased.
 _LABELS = {
     "accuracy": "Accuracy",
+    "error_rate": "Error rate",
     "selection_rate": "Selection rate",
     "tpr": "True positive rate",
+    "fnr": "False negative rate",
     "fpr": "False positive rate",
+    "tnr": "True negative rate",
+    "precision": "Precision",
+    "ece": "Expected calibration error",
+    "brier": "Brier score",
     "equalized_odds": "Equalized odds",
+    "equal_opportunity": "Equal opportunity (TPR)",
+    "demographic_parity": "Demographic parity (selection rate)",
     "worst_group_accuracy": "Worst-group accuracy",
+    "four_fifths_violations": "Groups below four-fifths of the top selection rate",
     "n": "n",
 }
-_METRIC_KEYS = {"value", "ci", "groups", "reason"}
+_SUFFIXES = {
+    "_max_abs_difference_to_overall": " largest gap to overall",
+    "_difference": " difference",
+    "_ratio": " ratio",
+}
+_METRIC_KEYS = {"value", "ci", "groups", "reason", "p_value", "p_adjusted", "significant", "power",
+                "excluded_groups", "driven_by", "rule"}
+# C0/C1 controls except tab/newline/CR, bidi overrides, lone surrogates and the XML non-characters.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 
 
 def as_dict(x: Any) -> dict[str, Any]:
@@ -59,6 +85,17 @@ def dig(x: Any, *keys: str) -> Any:
     return x
 
 
+def clean_text(x: Any) -> str:
+    """``str(x)`` with control characters, lone surrogates and non-characters replaced by U+FFFD."""
+    return _CONTROL.sub("\ufffd", x if isinstance(x, str) else str(x))
+
+
+def short(x: Any, width: int = MAX_NAME) -> str:
+    """A cleaned name on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(clean_text(x).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _is_real(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -78,7 +115,7 @@ def fmt_num(x: Any, digits: int = 3) -> str:
             return "∞" if x > 0 else "−∞"
         text = f"{x:.{digits}f}"
         return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
-    return str(x)
+    return short(x, 400)
 
 
 def fmt_plain(x: Any) -> str:
@@ -101,6 +138,15 @@ def fmt_prose(x: Any) -> str:
     return fmt_num(x, 2) if abs(x) >= 0.005 or x == 0 else fmt_num(x, 3)
 
 
+def fmt_p(x: Any) -> str:
+    """A p-value: "<0.001" below a thousandth, else two significant digits ("0.012", "0.34")."""
+    if not _is_real(x) or not math.isfinite(x):
+        return NA
+    if x < 0.001:
+        return "<0.001"
+    return f"{x:.2g}" if x < 0.1 else f"{x:.2f}"
+
+
 def is_metric(x: Any) -> bool:
     """True for a ``{value, ci, ...}`` metric object."""
     return isinstance(x, dict) and "value" in x and set(x) <= _METRIC_KEYS
@@ -114,28 +160,31 @@ def metric_value(x: Any) -> float | None:
     return None
 
 
-def _ci(x: Any) -> tuple[Any, Any] | None:
+def metric_ci(x: Any) -> tuple[float, float] | None:
+    """The ``[lo, hi]`` interval of a metric object, or None when absent or malformed."""
     ci = x.get("ci") if isinstance(x, dict) else None
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_real(v) for v in ci):
-        return ci[0], ci[1]
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_real(v) and math.isfinite(v) for v in ci):
+        return float(ci[0]), float(ci[1])
     return None
 
 
 def _reason(x: Any) -> str | None:
     reason = x.get("reason") if isinstance(x, dict) else None
-    return str(reason) if reason not in (None, "") else None
+    return short(reason, 300) if reason not in (None, "") else None
 
 
-def metric_text(x: Any, with_reason: bool = True) -> str:
+def metric_text(x: Any, with_reason: bool = True, digits: int = 3) -> str:
     """Plain text of a metric: "0.912 [0.880, 0.940]", or "n/a (reason)"."""
     v = x.get("value") if isinstance(x, dict) else x
     if v is None or (isinstance(v, float) and math.isnan(v)):
         reason = _reason(x) if with_reason else None
         return f"{NA} ({reason})" if reason else NA
-    text = fmt_num(v)
-    ci = _ci(x)
+    if isinstance(v, (dict, list)):
+        return short(v, 200)
+    text = fmt_num(v, digits)
+    ci = metric_ci(x)
     if ci is not None:
-        text += f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+        text += f" [{fmt_num(ci[0], digits)}, {fmt_num(ci[1], digits)}]"
     return text
 
 
@@ -149,18 +198,22 @@ def metric_html(x: Any) -> Markup:
             out += Markup(' <span class="reason">(%s)</span>') % reason
         return out
     if isinstance(v, (dict, list)):
-        return escape(str(v))
+        return escape(short(v, 200))
     out = Markup('<span class="num">%s</span>') % fmt_num(v)
-    ci = _ci(x)
+    ci = metric_ci(x)
     if ci is not None:
         out += Markup(' <span class="ci">[%s, %s]</span>') % (fmt_num(ci[0]), fmt_num(ci[1]))
     return out
 
 
 def metric_label(name: Any) -> str:
-    """A readable name for a metric key: "tpr" -> "True positive rate", "foo_bar" -> "Foo bar"."""
-    key = str(name)
+    """A readable name for a metric key: "tpr" -> "True positive rate", "tpr_ratio" -> "True positive rate ratio"."""
+    key = short(name, 80)
     if key in _LABELS:
         return _LABELS[key]
+    for suffix, words in _SUFFIXES.items():
+        stem = key[: -len(suffix)]
+        if key.endswith(suffix) and stem in _LABELS:
+            return _LABELS[stem] + words
     text = key.replace("_", " ").strip()
     return text[:1].upper() + text[1:] if text else key

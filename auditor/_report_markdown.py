@@ -1,102 +1,200 @@
-"""The short Markdown summary posted as a pull-request comment: verdict, failing clauses, disparities."""
+"""The short Markdown summary for a pull-request comment or a CI job summary: verdict badge, failing
+clauses, regressions against the baseline, undecided clauses, the largest significant gaps.
+
+Every string from the data is made inert with `md`: one line, cut to a readable length, and every
+ASCII punctuation character backslash-escaped (CommonMark allows that for all of them), so a group
+name cannot open a link, an image, HTML, a table cell, an @mention, an issue reference or an
+autolink. The whole text stays under GitHub's 65,536-character comment limit: past `LIMIT` it is cut
+at a line boundary (never inside an escape) with a note.
+"""
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from auditor._report_format import as_dict, dig, fmt_plain, metric_text
-from auditor._report_view import OPS, failing_clauses, verdict_of, worst_disparities
-
-__all__ = ["render_markdown"]
-
-# Columns of the disparities table, in this order, when the check wrote them.
-_COLUMNS = (
-    "accuracy_difference",
-    "selection_rate_ratio",
-    "tpr_difference",
-    "fpr_difference",
-    "equalized_odds_difference",
-    "worst_group_accuracy",
+from auditor._report_findings import (
+    OPS,
+    clause_requirement,
+    clauses,
+    failing_clauses,
+    inconclusive_sentence,
+    scope_label,
+    significant_gaps,
+    verdict_of,
+    verdict_sentence,
 )
-_HEADERS = {
-    "accuracy_difference": "Accuracy diff.",
-    "selection_rate_ratio": "Selection-rate ratio",
-    "tpr_difference": "TPR diff.",
-    "fpr_difference": "FPR diff.",
-    "equalized_odds_difference": "Equalized-odds diff.",
-    "worst_group_accuracy": "Worst-group accuracy",
-}
-_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "inconclusive": "⚠️ INCONCLUSIVE", "none": "No verdict (no policy)"}
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+from auditor._report_format import (
+    as_dict,
+    as_list,
+    dig,
+    fmt_num,
+    fmt_p,
+    metric_label,
+    metric_text,
+    metric_value,
+    short,
+)
+
+__all__ = ["LIMIT", "md", "render_markdown"]
+
+LIMIT = 60_000  # characters; GitHub refuses comments over 65,536
+MAX_ROWS = 25
+_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "inconclusive": "⚠️ INCONCLUSIVE", "none": "➖ NO VERDICT"}
+_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?")
+_COLUMNS = ("accuracy_difference", "selection_rate_ratio", "tpr_difference", "fpr_difference",
+            "equalized_odds_difference", "worst_group_accuracy")
+_HEADERS = {"accuracy_difference": "Accuracy gap", "selection_rate_ratio": "Selection-rate ratio",
+            "tpr_difference": "TPR gap", "fpr_difference": "FPR gap", "equalized_odds_difference": "Equalized-odds gap",
+            "worst_group_accuracy": "Worst-group accuracy"}
+TRUNCATED = "\n_… cut here to fit a comment; the full report is report.html (or report.pdf) in the audit output._\n"
 
 
-def md(x: Any) -> str:
-    """Text made inert in Markdown (and in the HTML GitHub allows in it): one line, specials escaped."""
-    text = " ".join(str(x).split())
-    return _SPECIAL.sub(r"\\\1", text.replace("&", "&amp;"))
+def md(x: Any, width: int = 100) -> str:
+    """Text made inert in GitHub/GitLab Markdown: one line, at most ``width`` characters, punctuation escaped."""
+    return _PUNCT.sub(r"\\\1", short(x, width))
 
 
-def code(x: Any) -> str:
-    """Text for a code span (where backslash escapes do not work): one line, no backticks, no pipes."""
-    return " ".join(str(x).split()).replace("`", "'").replace("|", "/")
+def _num(x: Any, digits: int = 3) -> str:
+    """A metric as "0.410 [0.360, 0.460]": our own formatting of numbers, nothing to escape."""
+    return metric_text(x, with_reason=False, digits=digits)
 
 
-def _clause_line(c: dict[str, Any]) -> str:
-    value = metric_text({"value": c.get("value"), "ci": c.get("ci"), "reason": c.get("reason")})
-    op = str(c.get("op") or "")
-    test = f"{OPS.get(op, op)} {fmt_plain(c.get('threshold'))}".strip()
-    line = f"- **{md(c.get('id') or '?')}** ({md(c.get('severity') or 'unspecified')}): {md(c.get('description') or '')}"
-    line += f" — `{code(c.get('metric') or '')}` = {md(value)}, required {md(test)}"
-    maps = c.get("maps_to")
-    if isinstance(maps, list) and maps:
-        line += f" ({md('; '.join(str(m) for m in maps))})"
-    return line
+def _requirement(c: dict[str, Any]) -> str:
+    text = clause_requirement(c)
+    return text if str(c.get("op") or "") in OPS or c.get("kind") == "regression" and _NUMBER.fullmatch(
+        str(c.get("max_drop", c.get("max_rise", "")))) else md(text)
 
 
-def _disparity_table(results: dict[str, Any]) -> list[str]:
-    metrics = as_dict(dig(results, "checks", "group_metrics", "metrics"))
-    attrs = {a: t for a, t in metrics.items() if a != "overall" and isinstance(t, dict)}
-    cols = [c for c in _COLUMNS if any(c in t for t in attrs.values())]
-    if not attrs or not cols:
+def _measured(c: dict[str, Any]) -> str:
+    text = _num({"value": c.get("value"), "ci": c.get("ci")})
+    if c.get("p_adjusted") is not None:
+        text += f" · p(adj.) {fmt_p(c.get('p_adjusted'))}" + (" ✱" if c.get("significant") is True else "")
+    return text
+
+
+def _rows(items: list[str], more: int, what: str) -> list[str]:
+    return items + ([f"_… and {more} more {what}._", ""] if more > 0 else [""])
+
+
+def _failing(results: dict[str, Any]) -> list[str]:
+    failed = failing_clauses(results)
+    if not failed:
+        return ["No policy clause failed.", ""] if clauses(results) else []
+    out = [f"### Failing clauses ({len(failed)})", "", "| Clause | Severity | Measured | Required | Maps to |",
+           "|---|---|---:|---|---|"]
+    for c in failed[:MAX_ROWS]:
+        maps = "; ".join(short(m, 80) for m in as_list(c.get("maps_to")))
+        out.append(f"| {md(c.get('id') or '?')} | {md(c.get('severity') or '')} | {_measured(c)} | "
+                   f"{_requirement(c)} | {md(maps, 200)} |")
+    return _rows(out, len(failed) - MAX_ROWS, "failing clauses")
+
+
+def _regressions(results: dict[str, Any]) -> list[str]:
+    regs = [c for c in clauses(results) if c.get("kind") == "regression"]
+    if not regs:
         return []
-    lines = ["| Attribute | " + " | ".join(_HEADERS[c] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
-    for attr, table in attrs.items():
-        cells = [md(metric_text(table[c], with_reason=False)) if c in table else "" for c in cols]
-        lines.append(f"| {md(attr)} | " + " | ".join(cells) + " |")
-    return lines
+    base = as_dict(dig(results, "policy", "baseline"))
+    out = ["### Against the baseline", ""]
+    if base.get("path"):
+        out += [f"Baseline: {md(base['path'], 200)}" + (f", created {md(base['created'], 40)}" if base.get("created") else ""), ""]
+    out += ["| Clause | Baseline | Now | Change | Allowed | Result |", "|---|---:|---:|---:|---|---|"]
+    for c in regs[:MAX_ROWS]:
+        delta = metric_value(c.get("delta"))
+        change = "n/a" if delta is None else ("+" if delta > 0 else "−" if delta < 0 else "±") + fmt_num(abs(delta))
+        out.append(f"| {md(c.get('id') or '?')} | {fmt_num(metric_value(c.get('baseline_value')))} | "
+                   f"{fmt_num(metric_value(c.get('value')))} | {change} | {_requirement(c)} | "
+                   f"{md(str(c.get('result') or '?').replace('_', ' '), 30)} |")
+    return _rows(out, len(regs) - MAX_ROWS, "regression clauses")
+
+
+def _undecided(results: dict[str, Any]) -> list[str]:
+    undecided = [c for c in clauses(results) if c.get("result") == "insufficient_data"]
+    undecided.sort(key=lambda c: c.get("severity") != "blocker")
+    if not undecided:
+        return []
+    out = [f"### Could not be decided ({len(undecided)})", ""]
+    out += [f"- {md(inconclusive_sentence(results, c), 600)}" for c in undecided[:MAX_ROWS]]
+    return _rows(out, len(undecided) - MAX_ROWS, "undecided clauses")
+
+
+def _gaps(results: dict[str, Any]) -> list[str]:
+    gaps, more = significant_gaps(results, limit=8)
+    if not gaps:
+        return []
+    tested = gaps[0]["tested"]
+    out = ["### Largest significant gaps between groups" if tested else "### Largest gaps between groups", "",
+           "| Scope | Metric | Lowest group | Highest group | Gap [interval] | p (adj.) |", "|---|---|---|---|---:|---:|"]
+    by_group = as_dict(dig(results, "checks", "group_metrics", "by_group"))
+    for g in gaps:
+        m = g["entry"]
+        names = g["groups"] + ["", ""]
+        cells = []
+        for name in names[:2]:
+            value = dig(by_group, g["scope"], name, g["rate"])
+            cells.append(md(name, 60) + (f" {_num(value, 2)}" if name else ""))
+        p = fmt_p(m.get("p_adjusted")) + (" ✱" if m.get("significant") is True else "") if m.get("p_adjusted") is not None else "n/a"
+        out.append(f"| {md(scope_label(g['scope']), 60)} | {md(metric_label(g['rate']))} | {cells[0]} | {cells[1]} | "
+                   f"{_num(m)} | {p} |")
+    return _rows(out, more, "significant gaps in the full report")
+
+
+def _attribute_table(results: dict[str, Any]) -> list[str]:
+    metrics = as_dict(dig(results, "checks", "group_metrics", "metrics"))
+    scopes = {s: t for s, t in metrics.items() if s != "overall" and isinstance(t, dict)
+              and as_dict(t.get("scope")).get("kind", "attribute") == "attribute"}
+    cols = [c for c in _COLUMNS if any(c in t for t in scopes.values())]
+    if not scopes or not cols:
+        return []
+    out = ["### Disparities by attribute", "", "| Attribute | " + " | ".join(_HEADERS[c] for c in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+    for scope, table in list(scopes.items())[:MAX_ROWS]:
+        cells = []
+        for c in cols:
+            m = table.get(c)
+            text = _num(m) if c in table else ""
+            cells.append(text + (" ✱" if as_dict(m).get("significant") is True else ""))
+        out.append(f"| {md(scope, 60)} | " + " | ".join(cells) + " |")
+    n_inter = sum(1 for s, t in metrics.items() if as_dict(as_dict(t).get("scope")).get("kind") == "intersection")
+    out += [""] + ([f"{n_inter} intersections (e.g. gender × race) are in the full report."] if n_inter else [])
+    out.append("Values: estimate [interval]; ✱ significant after correction for multiple comparisons.")
+    return out + [""]
+
+
+def _errors(results: dict[str, Any]) -> list[str]:
+    errors = [(n, as_dict(c).get("error")) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
+    if not errors:
+        return []
+    out = ["### Checks that errored", ""]
+    return out + [f"- **{md(n, 60)}**: {md(e or 'no error message recorded', 400)}" for n, e in errors[:MAX_ROWS]] + [""]
+
+
+def _fit(text: str, limit: int = LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - len(TRUNCATED))
+    return text[: max(cut, 0)] + "\n" + TRUNCATED
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    """A few lines for a PR comment; the HTML report holds the detail."""
+    """A short summary for a PR comment (under GitHub's size limit); the HTML/PDF report holds the detail."""
     results = as_dict(results)
     verdict = verdict_of(results)
     model = as_dict(results.get("model"))
     name = model.get("name") or model.get("source") or "unnamed model"
-    out = [f"## Audit report: {_BADGE.get(verdict, md(verdict.upper()))}", ""]
-    facts = [f"**Model:** {md(name)}"]
+    out = [f"## Audit report: {_BADGE.get(verdict, md(verdict.upper(), 30))}", "", f"**{md(verdict_sentence(results), 400)}**", ""]
+    facts = [f"**Model:** {md(name, 80)}"]
     if dig(results, "probe", "source"):
-        facts.append(f"**Probe:** {md(dig(results, 'probe', 'source'))}")
-    policy = as_dict(results.get("policy"))
-    if policy.get("name"):
-        facts.append(f"**Policy:** {md(policy['name'])}" + (f" v{md(policy['version'])}" if policy.get("version") else ""))
+        facts.append(f"**Probe:** {md(dig(results, 'probe', 'source'), 80)}")
+    if model.get("sha256"):
+        facts.append(f"**Model SHA-256:** {md(str(model['sha256'])[:12], 12)}…")
     out += [" · ".join(facts), ""]
-    failed = failing_clauses(results)
-    if failed:
-        out += [f"### Failing clauses ({len(failed)})", ""] + [_clause_line(c) for c in failed] + [""]
-    elif policy.get("clauses"):
-        out += ["No policy clause failed.", ""]
-    errors = [(n, as_dict(c).get("error")) for n, c in as_dict(results.get("checks")).items()
-              if as_dict(c).get("status") == "error"]
-    if errors:
-        out += ["### Checks that errored", ""]
-        out += [f"- **{md(n)}**: {md(e or 'no error message recorded')}" for n, e in errors] + [""]
-    table = _disparity_table(results)
-    if table:
-        out += ["### Disparities between groups", ""] + table + [""]
-        out += [f"- {md(s)}" for s in worst_disparities(results)] + [""]
+    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _errors):
+        out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:
         out += [f"{skipped} probe image(s) could not be read and were skipped.", ""]
-    out.append("_Full report: report.html in the audit output folder._")
-    return "\n".join(out) + "\n"
-
+    for w in as_list(dig(results, "policy", "warnings"))[:MAX_ROWS]:
+        out += [f"> Policy warning: {md(w, 400)}", ""]
+    out.append("_Full report: report.html (or report.pdf) in the audit output; the record is results.json._")
+    return _fit("\n".join(out) + "\n")

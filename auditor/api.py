@@ -24,7 +24,7 @@ from auditor.errors import (
     EXIT_FAIL, EXIT_PASS, AuditCancelled, ModelLoadError, ProbeError, UsageError,
 )
 from auditor.models import LoadedModel, check_model_output, load_model, resolve_device
-from auditor.policy import evaluate_policy, load_policy
+from auditor.policy import evaluate_policy, load_baseline, load_policy
 from auditor.results import SCHEMA_VERSION, environment, utc_now, write_results
 from probes import Probe, make_loader, open_probe, probe_image_size
 from probes.base import DEFAULT_AGE_BUCKETS
@@ -34,7 +34,7 @@ __all__ = ["AuditConfig", "AuditOutcome", "run_audit", "BUDGETS", "FORMATS", "re
 log = logging.getLogger(__name__)
 
 BUDGETS = ("quick", "standard", "thorough")
-FORMATS = ("json", "html", "md")
+FORMATS = ("json", "html", "pdf", "md", "junit")
 
 
 @dataclass
@@ -51,6 +51,7 @@ class AuditConfig:
     sensitive: Sequence[str] | None = None
     age_buckets: str = DEFAULT_AGE_BUCKETS
     policy: str | None = None
+    baseline: str | None = None
     checks: Sequence[str] | None = None
     check_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     budget: str = "standard"
@@ -81,6 +82,10 @@ def _validate_config(cfg: AuditConfig) -> list[str]:
         raise UsageError(f"--format {bad[0]!r} is not available; choose from {', '.join(FORMATS)}")
     if cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {cfg.batch_size}")
+    if "pdf" in cfg.formats and cfg.out_dir is not None:
+        from auditor.report_pdf import check_pdf_available
+
+        check_pdf_available()  # a machine without weasyprint/Pango fails now, not after the audit
     if cfg.out_dir is not None:
         _check_writable(Path(cfg.out_dir))
     names = list(cfg.checks) if cfg.checks else check_names()
@@ -184,9 +189,15 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     t0 = time.perf_counter()
     names = _validate_config(cfg)
     policy = load_policy(cfg.policy)
+    baseline = load_baseline(cfg.baseline) if cfg.baseline else None
     params = {n: dict(cfg.check_params.get(n, {})) for n in names}
-    if "group_metrics" in params and "min_group_size" in policy.defaults:
-        params["group_metrics"].setdefault("min_group_size", policy.defaults["min_group_size"])
+    if "group_metrics" in params:  # the policy's defaults; an explicit --param still wins
+        declared = get_check("group_metrics").params
+        for key, value in policy.check_params.items():
+            if key in declared:
+                params["group_metrics"].setdefault(key, value)
+            else:
+                log.warning("policy %s sets defaults.%s, which group_metrics does not take; ignored", policy.name, key)
     for n in names:  # bad parameters fail before any work
         get_check(n)(**params[n])
     device = resolve_device(cfg.device)
@@ -257,7 +268,8 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
                  "seconds": {k: round(v, 4) for k, v in seconds.items()}},
         "environment": environment(),
     }
-    results["policy"] = evaluate_policy(policy, results)
+    results["policy"] = evaluate_policy(policy, results, baseline)
+    results["policy"]["allow_inconclusive"] = cfg.allow_inconclusive
     results["cost"]["seconds_total"] = round(time.perf_counter() - t0, 4)
     verdict = results["policy"]["verdict"]
     code = EXIT_PASS if verdict == "pass" or (verdict == "inconclusive" and cfg.allow_inconclusive) else EXIT_FAIL
@@ -266,15 +278,25 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
 
 
 def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
-    """Write results.json first (always), then each requested report format."""
+    """Write results.json first (always), then each requested report format, each atomically.
+
+    The PDF comes last (slowest, and the one that needs system libraries): when weasyprint or Pango is
+    missing it raises `auditor.report_pdf.PdfUnavailableError` (exit 2) after every other file is written.
+    """
     from auditor import report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": write_results(results, out_dir)}
+    html = report.render_html(results) if "html" in formats or "pdf" in formats else None
     if "html" in formats:
-        paths["html"] = report.write_html(results, out_dir)
-    if "md" in formats:
-        paths["md"] = report.write_markdown(results, out_dir)
+        paths["html"] = report.write_html(results, out_dir, html=html)
+    for fmt in ("md", "junit"):
+        if fmt in formats:
+            paths[fmt] = report.write_report(results, out_dir, fmt)
+    if "pdf" in formats:
+        from auditor.report_pdf import write_pdf
+
+        paths["pdf"] = write_pdf(results, out_dir, html=html)
     return paths
 
 

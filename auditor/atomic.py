@@ -18,6 +18,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 if not target.exists() else target.stat().st_mode & 0o7777)  # mkstemp makes 0600
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--target", help="probe column to use as the label (e.g. gender)")
     a.add_argument("--sensitive", type=_csv, help="comma-separated sensitive attributes (default gender,age,race where present)")
     a.add_argument("--age-buckets", default="0-19,20-39,40-59,60+", help="age groups, e.g. 0-19,20-39,40-59,60+")
-    a.add_argument("--policy", help="policy YAML (default: the shipped default policy)")
+    a.add_argument("--policy", help="policy YAML file or shipped policy name (default, strict-ci, eu-ai-act-high-risk; default: default)")
+    a.add_argument("--baseline", metavar="OLD/results.json",
+                   help="results.json of an earlier audit; the policy's regression clauses compare against it")
     a.add_argument("--checks", type=_csv, help="comma-separated checks to run (default: all; see `auditor checks`)")
     a.add_argument("--param", dest="params", action="append", type=_check_param, default=[], metavar="CHECK.PARAM=VALUE",
                    help="set a check parameter, e.g. group_metrics.min_group_size=50 (repeatable)")
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", default="audit-report", help="output folder (default audit-report)")
-    a.add_argument("--format", type=_csv, default=["json", "html"], help="comma-separated: json,html,md (results.json is always written)")
+    a.add_argument("--format", type=_csv, default=["json", "html"], help="comma-separated: json,html,pdf,md,junit (default json,html; results.json is always written; "
+                        "pdf needs weasyprint and Pango)")
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for reading images")
     a.add_argument("--strict", action="store_true", help="an unreadable probe image is an error (exit 2), not skipped")
@@ -61,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="re-render a report from results.json without re-running")
     r.add_argument("results", help="path to results.json")
-    r.add_argument("--format", type=_csv, default=["html"], help="html,md")
+    r.add_argument("--format", type=_csv, default=["html"],
+                   help="comma-separated: html,pdf,md,junit (default html); written as report.html, report.pdf, "
+                        "report.md, report.junit.xml")
     r.add_argument("--out", help="output folder (default: beside results.json)")
+    r.add_argument("--allow-inconclusive", action="store_true", default=None,
+                   help="JUnit: an undecided blocker clause is skipped, not failed (default: as the audit ran)")
 
     pr = sub.add_parser("probe", help="probe utilities")
     psub = pr.add_subparsers(dest="probe_command", required=True)
@@ -114,7 +121,7 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     cfg = AuditConfig(
         model=ns.model, probe=ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
         trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
-        policy=ns.policy, checks=ns.checks, check_params=params, budget=ns.budget, device=ns.device, seed=ns.seed,
+        policy=ns.policy, baseline=ns.baseline, checks=ns.checks, check_params=params, budget=ns.budget, device=ns.device, seed=ns.seed,
         out_dir=ns.out, formats=ns.format, strict=ns.strict, allow_inconclusive=ns.allow_inconclusive,
         batch_size=ns.batch_size, num_workers=ns.workers, command="auditor " + " ".join(argv),
     )
@@ -124,13 +131,18 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     finally:
         bars.close()
     pol = outcome.results["policy"]
-    failed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"]
+    failed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"
+              and c.get("kind") != "regression"]
+    regressed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"
+                 and c.get("kind") == "regression"]
     missing = [c["id"] for c in pol["clauses"] if c["result"] == "insufficient_data" and c["severity"] == "blocker"]
     errored = [n for n, c in outcome.results["checks"].items() if c["status"] != "ok"]
     n_skip = outcome.results["probe"]["n_skipped"]
     detail = []
     if failed:
         detail.append(f"failed: {', '.join(failed)}")
+    if regressed:
+        detail.append(f"regressed against baseline: {', '.join(regressed)}")
     if missing:
         detail.append(f"insufficient data: {', '.join(missing)}")
     if errored:
@@ -144,17 +156,30 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_report(ns: argparse.Namespace) -> int:
+    from auditor import report
     from auditor.results import read_results
 
-    bad = [f for f in ns.format if f not in ("html", "md")]
-    if bad:
-        raise UsageError(f"--format {bad[0]!r} cannot be re-rendered here; choose html or md")
+    bad = [f for f in ns.format if f not in report.REPORT_FILES]
+    if bad or not ns.format:
+        raise UsageError(f"--format {(bad or [''])[0]!r} cannot be re-rendered; choose from {', '.join(report.REPORT_FILES)}")
     results = read_results(ns.results)
     out = Path(ns.out) if ns.out else Path(ns.results).parent
-    from auditor import report
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (it is created if missing)")
+    if "pdf" in ns.format:
+        from auditor.report_pdf import check_pdf_available
 
-    for fmt in ns.format:
-        path = report.write_html(results, out) if fmt == "html" else report.write_markdown(results, out)
+        check_pdf_available()  # before writing anything
+    html = report.render_html(results) if {"html", "pdf"} & set(ns.format) else None
+    for fmt in dict.fromkeys(ns.format):
+        if fmt == "html":
+            path = report.write_html(results, out, html=html)
+        elif fmt == "pdf":
+            from auditor.report_pdf import write_pdf
+
+            path = write_pdf(results, out, html=html)
+        else:
+            path = report.write_report(results, out, fmt, allow_inconclusive=ns.allow_inconclusive)
         print(path)
     return 0
 

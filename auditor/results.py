@@ -19,7 +19,7 @@ TOP_LEVEL_KEYS = (
     "schema_version", "auditor_version", "created", "command", "seed", "budget", "device",
     "model", "probe", "checks", "policy", "cost", "environment",
 )
-_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "fairlearn", "jinja2", "pillow")
+_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "jinja2", "pillow", "weasyprint")
 
 
 def environment() -> dict[str, str]:

@@ -29,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   log=.venv/pip-install.log
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=23.2" \
          && .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1 \
-     || ! .venv/bin/python -c "import auditor, torch, torchvision, fairlearn"; then
+     || ! .venv/bin/python -c "import auditor, torch, torchvision, scipy, fairlearn"; then
     grep -v "is ignored: it is neither" "$log" | tail -n 40 >&2
     echo "bootstrap: install failed; the pip log is in $log" >&2
     exit 2

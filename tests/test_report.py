@@ -1,118 +1,148 @@
-"""The HTML and Markdown audit reports: content, escaping, self-containment, partial runs, atomic output."""
+"""The HTML report: content, self-containment, partial runs, both schema vintages, atomic output."""
 from __future__ import annotations
 
 import copy
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from auditor.report import render_html, render_markdown, write_html, write_markdown
+from auditor.report import render_html, write_html
+from tests.report_fixtures import HOSTILE, PIXEL, results_v1, results_v2
 
-EVIL = "<script>alert(1)</script>"
-# A 1x1 transparent PNG.
-PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
-
-
-def _m(value: float | None, ci: list[float] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"value": value, "ci": ci, **extra}
-
-
-def _group(n: int, acc: float, sel: float, tpr: float, fpr: float, thin: bool = False) -> dict[str, Any]:
-    return {"n": n, "insufficient_data": thin, "accuracy": _m(acc), "selection_rate": _m(sel), "tpr": _m(tpr), "fpr": _m(fpr)}
-
-
-def full_results() -> dict[str, Any]:
-    """A complete run: a failing policy, three attributes, an errored check, an unknown check."""
-    race_disp = {
-        "accuracy_difference": _m(0.23, groups=["black", "white"]),
-        "accuracy_ratio": _m(0.758, groups=["black", "white"]),
-        "selection_rate_difference": _m(0.19, groups=["black", "white"]),
-        "selection_rate_ratio": _m(0.62, groups=["black", "white"]),
-        "tpr_difference": _m(0.1, groups=["black", "white"]),
-        "tpr_ratio": _m(0.88, groups=["black", "white"]),
-        "fpr_difference": _m(0.05, groups=["white", "black"]),
-        "fpr_ratio": _m(0.5, groups=["white", "black"]),
-        "equalized_odds_difference": _m(0.1, groups=["black", "white"]),
-        "worst_group_accuracy": _m(0.72, groups=["black"]),
-    }
-    reason = "fewer than two groups with at least 30 samples and a defined tpr"
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
-                  "input_size": [64, 64], "details": {"arch": "ShortcutCNN", "mean": [0.5, 0.5, 0.5]}},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 2,
-                  "skipped": [{"index": 5, "path": "img/5.png", "error": "cannot identify image file"},
-                              {"index": 9, "path": "img/9.png", "error": "truncated file"}],
-                  "target": "smiling", "classes": ["not_smiling", "smiling"],
-                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 300, "60+": 12},
-                                 "race": {"white": 300, "black": 300, EVIL: 40}}},
-        "checks": {
-            "group_metrics": {
-                "status": "ok", "params": {"min_group_size": 30, "positive_class": "smiling"}, "seconds": 0.4,
-                "error": None, "figures": {},
-                "metrics": {
-                    "overall": {"n": 1198, "accuracy": _m(0.912, [0.88, 0.94]), "selection_rate": _m(0.5),
-                                "tpr": _m(0.9), "fpr": _m(0.08)},
-                    "race": race_disp,
-                    "gender": {"accuracy_difference": _m(0.02, groups=["female", "male"]),
-                               "selection_rate_ratio": _m(0.97, groups=["female", "male"])},
-                    "age": {"accuracy_difference": _m(None, groups=[], reason=reason),
-                            "tpr_difference": _m(None, groups=[], reason=reason)},
-                },
-                "by_group": {
-                    "race": {"white": _group(300, 0.95, 0.6, 0.97, 0.05), "black": _group(300, 0.72, 0.41, 0.87, 0.1),
-                             EVIL: _group(40, 0.9, 0.5, 0.9, 0.1)},
-                    "gender": {"female": _group(600, 0.91, 0.5, 0.9, 0.08), "male": _group(598, 0.93, 0.5, 0.9, 0.08)},
-                    "age": {"0-19": _group(300, 0.9, 0.5, 0.9, 0.1), "60+": _group(12, 0.5, 0.5, 0.5, 0.5, thin=True)},
-                },
-            },
-            "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
-                             "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
-            "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
-                         "metrics": {"evidence_maps": {"smiling": [[0.1, 0.2], [0.3, 0.4]]},
-                                     "findings": [{"cue": "corner patch", "box": [0, 0, 8, 8], "off_subject": _m(0.7, [0.6, 0.8])}]},
-                         "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
-        },
-        "policy": {"name": "default", "version": "1", "verdict": "fail", "clauses": [
-            {"id": "dp-ratio", "description": "Selection rate ratio between groups (four-fifths rule)",
-             "metric": "checks.group_metrics.metrics.race.selection_rate_ratio", "op": ">=", "threshold": 0.8,
-             "value": 0.62, "ci": None, "result": "fail", "severity": "blocker", "maps_to": ["EU AI Act Art. 10(2)(f)"]},
-            {"id": "acc-gap", "description": "Accuracy gap between groups",
-             "metric": "checks.group_metrics.metrics.gender.accuracy_difference", "op": "<=", "threshold": 0.05,
-             "value": 0.02, "ci": None, "result": "pass", "severity": "warning", "maps_to": []},
-            {"id": "age-tpr", "description": "TPR gap across ages",
-             "metric": "checks.group_metrics.metrics.age.tpr_difference", "op": "<=", "threshold": 0.1,
-             "value": None, "ci": None, "result": "insufficient_data", "severity": "warning", "maps_to": ["NIST AI RMF MEASURE 2.11"]},
-        ]},
-        "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.4}, "seconds_total": 2.0},
-        "environment": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "fairlearn": "0.15.0", "platform": "Linux-x86_64"},
-    }
+EVIL = HOSTILE[0]
 
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return render_html(full_results())
+    return render_html(results_v1())
+
+
+@pytest.fixture(scope="module")
+def page2() -> str:
+    return render_html(results_v2())
+
+
+def _section(html: str, anchor: str) -> str:
+    return html.split(f'id="{anchor}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_sections_come_in_the_order_a_reader_needs(page2: str) -> None:
+    ids = ["summary", "policy", "checks", "methodology", "reproducibility"]
+    positions = [page2.index(f'<section id="{i}"') for i in ids]
+    assert positions == sorted(positions)
+
+
+def test_contents_link_every_section_and_check(page2: str) -> None:
+    toc = page2.split('<nav class="toc"', 1)[1].split("</nav>", 1)[0]
+    for anchor in ("#summary", "#policy", "#checks", "#methodology", "#reproducibility", "#check-0-group-metrics"):
+        assert f'href="{anchor}"' in toc
 
 
 def test_full_report_shows_the_verdict(page: str) -> None:
     assert "FAIL" in page and "verdict-fail" in page
 
 
-def test_full_report_lists_every_clause_id(page: str) -> None:
-    for clause in full_results()["policy"]["clauses"]:
-        assert clause["id"] in page
+def test_summary_states_the_verdict_in_plain_words(page2: str) -> None:
+    assert "FAIL: the model does not meet 2 blocking requirements of policy “default” (version 2)." in page2
 
 
-def test_full_report_lists_every_group_name(page: str) -> None:
-    for groups in full_results()["checks"]["group_metrics"]["by_group"].values():
-        for name in groups:
-            if name != EVIL:
-                assert f">{name}" in page
+def test_summary_names_the_failed_blocker_with_its_interval_and_threshold(page2: str) -> None:
+    summary = _section(page2, "summary")
+    assert "accuracy-gap[race]: Requirement accuracy-gap[race]. Measured 0.41 [0.36, 0.46]; required ≤ 0.1." in summary
+
+
+def test_summary_names_the_worst_significant_gap_with_both_groups_and_intervals(page2: str) -> None:
+    summary = _section(page2, "summary")
+    assert ("True positive rate differs between race groups black (0.51 [0.45, 0.57]) and white (1.00 [0.99, 1.00]): "
+            "gap 0.49 [0.44, 0.54], adjusted p &lt; 0.001.") in summary
+
+
+def test_summary_says_how_many_more_images_would_decide_an_inconclusive_clause(page2: str) -> None:
+    summary = _section(page2, "summary")
+    assert "tpr-gap[gender+age+race] (blocker) could not be decided" in summary
+    assert "about 27 more images of female &amp; 60+ &amp; asian (n=3), 27 of female &amp; 60+ &amp; black (n=3)" in summary
+
+
+def test_full_report_lists_every_clause_id(page2: str) -> None:
+    for clause in results_v2()["policy"]["clauses"]:
+        assert f">{clause['id']}<" in page2
+
+
+def test_regression_clause_shows_baseline_and_change(page2: str) -> None:
+    row = page2.split(">no-accuracy-drop[race]<", 1)[1].split("</tr>", 1)[0]
+    assert "baseline 0.720" in row and "change −0.130" in row and "drop ≤ 0.02 from baseline, if significant" in row
+
+
+def test_interval_requirement_is_named(page2: str) -> None:
+    row = page2.split(">accuracy-gap[gender]<", 1)[1].split("</tr>", 1)[0]
+    assert "≤ 0.1 (whole interval)" in row
+
+
+def test_clause_shows_adjusted_p_and_significance_mark(page2: str) -> None:
+    row = page2.split(">accuracy-gap[race]<", 1)[1].split("</tr>", 1)[0]
+    assert "p(adj.) &lt;0.001" in row and 'class="sig"' in row
+
+
+def test_full_report_lists_every_attribute_group_name(page2: str) -> None:
+    for scope in ("gender", "age", "race"):
+        for name in results_v2()["checks"]["group_metrics"]["by_group"][scope]:
+            assert f">{name}" in page2
+
+
+def test_each_attribute_has_a_rate_chart_and_each_intersection_a_heatmap(page2: str) -> None:
+    assert page2.count("Bar charts of accuracy, selection rate, TPR and FPR") == 3
+    assert page2.count("Heatmap of accuracy and selection rate") == 4
+
+
+def test_intersection_table_lists_only_groups_with_enough_images(page2: str) -> None:
+    block = page2.split('id="gm-scope-6"', 1)[1]  # gender+age+race
+    table = block.split("</table>", 1)[0]
+    assert "The 24 of 32 groups with at least 30 images" in table
+    assert "female &amp; 60+ &amp; asian" not in table
+    thin = block.split('class="thin-list"', 1)[1].split("</p>", 1)[0]
+    assert "female &amp; 60+ &amp; asian (n=3, 27 more needed)" in thin
+
+
+def test_disparity_rows_show_the_adjusted_p_value_and_significance(page2: str) -> None:
+    table = page2.split("Disparities between race groups", 1)[1].split("</table>", 1)[0]
+    row = table.split(">Accuracy<", 1)[1].split("</tr>", 1)[0]
+    assert "0.410" in row and "[0.360, 0.460]" in row and "&lt;0.001" in row and "black → white" in row
+
+
+def test_disparity_table_leaves_out_mirror_rates(page2: str) -> None:
+    table = page2.split("Disparities between race groups", 1)[1].split("</table>", 1)[0]
+    assert ">Accuracy<" in table and ">Error rate<" not in table and ">Equalized odds<" in table
+
+
+def test_group_significance_is_marked_next_to_the_value(page2: str) -> None:
+    table = page2.split("Rates by race group", 1)[1].split("</table>", 1)[0]
+    black = table.split(">black<", 1)[1].split("</tr>", 1)[0]
+    assert '0.590</span><span class="sig"' in black
+
+
+def test_methodology_reads_its_numbers_from_the_run(page2: str) -> None:
+    method = _section(page2, "methodology")
+    assert "95% percentile bootstrap interval from 1,000 resamples" in method
+    assert "10,000 random permutations" in method and "Holm" in method and "alpha = 0.05" in method
+    assert "fewer than 30 images" in method and "80% power" in method and "15 equal-width bins" in method
+
+
+def test_methodology_follows_changed_parameters() -> None:
+    results = results_v2()
+    results["checks"]["group_metrics"]["params"].update(n_boot=200, correction="bh", min_group_size=50)
+    method = _section(render_html(results), "methodology")
+    assert "200 resamples" in method and "Benjamini-Hochberg" in method and "fewer than 50 images" in method
+
+
+def test_methodology_of_a_synthetic_probe_says_so(page2: str) -> None:
+    assert "The probe is synthetic" in _section(page2, "methodology")
+
+
+def test_reproducibility_has_command_seed_and_hashes(page2: str) -> None:
+    repro = _section(page2, "reproducibility")
+    for text in ("auditor audit sample_models/shortcut_cnn/model.yaml", ">0<", "ab12" * 16, "cd34" * 16, "2.14.1", "old/results.json"):
+        assert text in repro
 
 
 def test_errored_check_shows_its_error_message_in_an_error_box(page: str) -> None:
@@ -126,19 +156,26 @@ def test_errored_check_without_a_message_still_says_so() -> None:
     assert "recorded no error message" in box
 
 
+def test_errored_group_metrics_shows_the_error_not_empty_tables() -> None:
+    results = results_v2()
+    results["checks"]["group_metrics"] = {"status": "error", "error": "RuntimeError: out of memory", "metrics": {}, "by_group": {}}
+    check = _section(render_html(results), "check-0-group-metrics")
+    assert "RuntimeError: out of memory" in check and "Rates by" not in check
+
+
 def test_group_label_with_markup_is_escaped(page: str) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_page_contains_no_script_tag(page: str) -> None:
-    assert "<script" not in page.lower()
+def test_page_contains_no_script_tag(page: str, page2: str) -> None:
+    assert "<script" not in page.lower() and "<script" not in page2.lower()
 
 
-def test_page_has_no_external_references(page: str) -> None:
-    assert "http://" not in page and "https://" not in page
-    for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
+def test_page_has_no_external_references(page2: str) -> None:
+    assert "http://" not in page2 and "https://" not in page2
+    for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page2):
         assert ref.startswith(("data:image/", "#")), ref
-    assert "@import" not in page and "url(" not in page
+    assert "@import" not in page2 and "url(" not in page2
 
 
 def test_check_figure_data_uri_is_embedded_and_a_url_is_not(page: str) -> None:
@@ -146,16 +183,22 @@ def test_check_figure_data_uri_is_embedded_and_a_url_is_not(page: str) -> None:
     assert "Not embedded (not an inline image): remote" in page
 
 
-def test_group_metrics_have_an_embedded_accuracy_chart(page: str) -> None:
-    assert page.count('src="data:image/png;base64,') >= 1 + 3  # the check's figure + one chart per attribute
-
-
 def test_metric_interval_is_shown_after_the_value(page: str) -> None:
-    assert '<span class="num">0.912</span> <span class="ci">[0.880, 0.940]</span>' in page
+    assert '<span class="num">0.912</span><br><span class="ci">[0.880, 0.940]</span>' in page
 
 
-def test_missing_disparity_shows_na_with_its_reason(page: str) -> None:
-    assert '<span class="na">n/a</span> <span class="reason">(fewer than two groups' in page
+def test_missing_disparity_shows_na_with_its_reason() -> None:
+    results = results_v2()
+    results["checks"]["group_metrics"]["metrics"]["race"]["tpr_difference"] = {
+        "value": None, "ci": None, "groups": [], "reason": "fewer than two groups with a defined tpr"}
+    page = render_html(results)
+    assert '<span class="na">n/a</span> <span class="reason">(fewer than two groups with a defined tpr)</span>' in page
+
+
+def test_scope_without_any_disparity_says_why_once_instead_of_a_table(page: str) -> None:
+    block = page.split('id="gm-scope-2"', 1)[1].split('class="scope"', 1)[0]  # age: one group too small
+    assert "No disparity could be computed: fewer than two groups with at least 30 samples" in block
+    assert "Disparities between age groups" not in block
 
 
 def test_group_with_insufficient_data_is_marked(page: str) -> None:
@@ -163,12 +206,14 @@ def test_group_with_insufficient_data_is_marked(page: str) -> None:
     assert "60+" in row and "insufficient data" in row
 
 
-def test_summary_names_the_worst_disparity_with_group_values(page: str) -> None:
-    assert "Accuracy differs by 0.23 between race groups white (0.95) and black (0.72)." in page
+def test_old_results_without_significance_name_the_largest_gap_as_untested(page: str) -> None:
+    summary = _section(page, "summary")
+    assert "Largest gaps between groups" in summary
+    assert "Accuracy differs between race groups black (0.72) and white (0.95): gap 0.23 (significance not tested)." in summary
 
 
 def test_summary_counts_failed_clauses_by_severity(page: str) -> None:
-    assert "1 of 3 clauses failed (1 blocker); 1 could not be evaluated for lack of data." in page
+    assert "1 of 3 clauses failed (1 blocker); 1 could not be decided for lack of data." in page
 
 
 def test_summary_reports_skipped_images(page: str) -> None:
@@ -191,23 +236,39 @@ def test_minimal_results_render() -> None:
 
 @pytest.mark.parametrize("key", ["model", "probe", "checks", "policy", "cost", "environment", "command"])
 def test_report_renders_without_each_top_level_part(key: str) -> None:
-    results = full_results()
+    results = results_v2()
     del results[key]
+    assert "Audit report" in render_html(results)
+
+
+@pytest.mark.parametrize("key", ["metrics", "by_group", "params"])
+def test_report_renders_without_each_part_of_group_metrics(key: str) -> None:
+    results = results_v2()
+    del results["checks"]["group_metrics"][key]
     assert "Audit report" in render_html(results)
 
 
 def test_report_renders_when_parts_have_unexpected_types() -> None:
     results = {"schema_version": 1, "model": "x", "probe": [], "checks": {"a": None, "group_metrics": {"metrics": 3, "by_group": {"race": None}}},
-               "policy": {"verdict": None, "clauses": [None, {"id": "c"}]}, "cost": {"seconds": 5}}
+               "policy": {"verdict": None, "clauses": [None, {"id": "c"}], "warnings": "w", "baseline": 5}, "cost": {"seconds": 5}}
     assert ">c<" in render_html(results)
 
 
+def test_report_renders_when_metric_entries_are_malformed() -> None:
+    results = results_v2()
+    race = results["checks"]["group_metrics"]["metrics"]["race"]
+    race["accuracy_difference"] = {"value": "high", "ci": [1], "groups": "black", "power": 3, "p_adjusted": "x"}
+    race["scope"] = "attribute"
+    results["checks"]["group_metrics"]["by_group"]["race"]["black"]["accuracy"] = [0.5]
+    assert "Disparities between race groups" in render_html(results)
+
+
 def test_same_results_give_byte_identical_html() -> None:
-    assert render_html(full_results()) == render_html(copy.deepcopy(full_results()))
+    assert render_html(results_v2()) == render_html(copy.deepcopy(results_v2()))
 
 
 def test_write_html_writes_report_html_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    path = write_html(full_results(), tmp_path)
+    path = write_html(results_v1(), tmp_path)
     assert path == tmp_path / "report.html"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
@@ -218,27 +279,3 @@ def test_write_html_replaces_an_existing_report(tmp_path: Path) -> None:
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "old report" not in text and text.startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
-
-
-def test_markdown_contains_the_verdict_and_failing_clause_ids() -> None:
-    text = render_markdown(full_results())
-    assert "FAIL" in text.splitlines()[0]
-    assert "**dp-ratio**" in text
-    assert "acc-gap" not in text  # passing clauses are not listed
-
-
-def test_markdown_has_a_disparity_row_per_attribute() -> None:
-    rows = [line for line in render_markdown(full_results()).splitlines() if line.startswith("| ")]
-    assert [r.split("|")[1].strip() for r in rows] == ["Attribute", "race", "gender", "age"]
-
-
-def test_markdown_escapes_table_and_html_characters() -> None:
-    results = full_results()
-    results["checks"]["group_metrics"]["metrics"]["a|b<i>"] = {"accuracy_difference": _m(0.1)}
-    text = render_markdown(results)
-    assert "a\\|b\\<i\\>" in text and "<i>" not in text
-
-
-def test_write_markdown_writes_report_md(tmp_path: Path) -> None:
-    path = write_markdown({"schema_version": 1}, tmp_path)
-    assert path == tmp_path / "report.md" and "No verdict" in path.read_text(encoding="utf-8")

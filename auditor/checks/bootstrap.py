@@ -8,11 +8,14 @@ a resample (its rates are then NaN and left out of that resample's disparities).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["confusion_cells", "resample_cells", "rates_from_cells", "disparity_draws", "interval"]
+__all__ = [
+    "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
+    "proportion_counts", "disparity_draws", "interval",
+]
 
 
 def confusion_cells(y_true: np.ndarray, y_pred: np.ndarray, group_codes: np.ndarray, n_groups: int, k: int) -> np.ndarray:
@@ -33,29 +36,77 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 
-def rates_from_cells(c: np.ndarray, positive: int | None) -> dict[str, np.ndarray]:
-    """Per-group accuracy, selection rate, TPR, FPR from counts ``(..., G, K, K)``.
+COUNT_RATES: tuple[str, ...] = ("accuracy", "error_rate", "selection_rate", "tpr", "fnr", "fpr", "tnr", "precision")
+"""Rates that depend only on the confusion counts, in report order."""
+ONE_VS_REST: tuple[str, ...] = ("selection_rate", "tpr", "fnr", "fpr", "tnr", "precision")
+"""Rates defined per class (one-vs-rest); multi-class models average them over classes (macro)."""
+
+
+def one_vs_rest_counts(c: np.ndarray, pos: int) -> dict[str, np.ndarray]:
+    """TP, FP, FN, TN of class ``pos`` one-vs-rest from counts ``(..., K, K)`` (float arrays)."""
+    tp = c[..., pos, pos].astype(float)
+    pred_pos = c[..., :, pos].sum(axis=-1).astype(float)
+    actual_pos = c[..., pos, :].sum(axis=-1).astype(float)
+    n = c.sum(axis=(-2, -1)).astype(float)
+    return {"tp": tp, "fp": pred_pos - tp, "fn": actual_pos - tp, "tn": n - pred_pos - actual_pos + tp}
+
+
+def _ovr_rates(c: np.ndarray, pos: int) -> dict[str, np.ndarray]:
+    q = one_vs_rest_counts(c, pos)
+    n = q["tp"] + q["fp"] + q["fn"] + q["tn"]
+    return {
+        "selection_rate": _div(q["tp"] + q["fp"], n),
+        "tpr": _div(q["tp"], q["tp"] + q["fn"]),
+        "fnr": _div(q["fn"], q["tp"] + q["fn"]),
+        "fpr": _div(q["fp"], q["fp"] + q["tn"]),
+        "tnr": _div(q["tn"], q["fp"] + q["tn"]),
+        "precision": _div(q["tp"], q["tp"] + q["fp"]),
+    }
+
+
+def rates_from_cells(c: np.ndarray, positive: int | None, per_class: bool = False) -> dict[str, np.ndarray]:
+    """Per-group rates (`COUNT_RATES`) and ``n`` from counts ``(..., G, K, K)``; NaN where undefined.
 
     ``positive`` is the class for binary rates; ``None`` averages the one-vs-rest rates over classes
-    (NaN-aware, like the point estimates).
+    (NaN-aware macro mean). With ``per_class``, ``out["per_class"][rate]`` has shape ``(..., G, K)``.
     """
     k = c.shape[-1]
     n = c.sum(axis=(-2, -1)).astype(float)
     acc = _div(np.trace(c, axis1=-2, axis2=-1).astype(float), n)
+    out: dict[str, Any] = {"accuracy": acc, "error_rate": np.where(np.isnan(acc), np.nan, 1.0 - acc)}
     classes: Sequence[int] = [positive] if positive is not None else range(k)
-    sel, tpr, fpr = [], [], []
-    for pos in classes:
-        pred_pos = c[..., :, pos].sum(axis=-1).astype(float)
-        tp = c[..., pos, pos].astype(float)
-        actual_pos = c[..., pos, :].sum(axis=-1).astype(float)
-        sel.append(_div(pred_pos, n))
-        tpr.append(_div(tp, actual_pos))
-        fpr.append(_div(pred_pos - tp, n - actual_pos))
+    rows = [_ovr_rates(c, pos) for pos in classes]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: a class absent from a group
-        out = {"accuracy": acc, "selection_rate": np.nanmean(sel, axis=0), "tpr": np.nanmean(tpr, axis=0),
-               "fpr": np.nanmean(fpr, axis=0)}
+        for m in ONE_VS_REST:
+            stacked = np.stack([r[m] for r in rows], axis=-1)
+            out[m] = stacked[..., 0] if positive is not None else np.nanmean(stacked, axis=-1)
+            if per_class:
+                out.setdefault("per_class", {})[m] = stacked
     out["n"] = n
+    return out
+
+
+def proportion_counts(c: np.ndarray, positive: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(successes, trials) per group for each rate that is one proportion, from counts ``(G, K, K)``.
+
+    These feed the exact tests. Macro averages of several classes are not one proportion, so
+    multi-class models get only accuracy (and its complement, the error rate).
+    """
+    n = c.sum(axis=(-2, -1)).astype(np.int64)
+    correct = np.trace(c, axis1=-2, axis2=-1).astype(np.int64)
+    out = {"accuracy": (correct, n), "error_rate": (n - correct, n)}
+    if positive is None:
+        return out
+    q = {key: v.astype(np.int64) for key, v in one_vs_rest_counts(c, positive).items()}
+    out.update({
+        "selection_rate": (q["tp"] + q["fp"], n),
+        "tpr": (q["tp"], q["tp"] + q["fn"]),
+        "fnr": (q["fn"], q["tp"] + q["fn"]),
+        "fpr": (q["fp"], q["fp"] + q["tn"]),
+        "tnr": (q["tn"], q["fp"] + q["tn"]),
+        "precision": (q["tp"], q["tp"] + q["fp"]),
+    })
     return out
 
 

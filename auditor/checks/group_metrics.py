@@ -1,201 +1,449 @@
-"""Group metrics: accuracy, selection rate, TPR and FPR per group of each sensitive attribute, with
-the disparities between groups (difference and ratio), computed with fairlearn's `MetricFrame`.
+"""Group metrics: per-group rates, calibration and disparities for every sensitive attribute and every
+intersection of them, each with a bootstrap interval, and a test of whether each gap is real.
 
-Binary models use the positive class; multi-class models use one-vs-rest rates averaged over the
-classes (macro). Groups smaller than ``min_group_size`` are reported but flagged
-``insufficient_data`` and left out of the disparities. Every value carries a seeded percentile
-bootstrap interval (``ci``), computed from multinomial resamples of the confusion cells
-(`auditor.checks.bootstrap`).
+- Rates (`RATES`): accuracy, error rate, selection rate, TPR/FNR, FPR/TNR, precision, ECE and Brier.
+  Binary models use the positive class; multi-class models average the one-vs-rest rates over the
+  classes (macro) and also report each class's rates.
+- Point estimates and bootstrap draws come from one code path: the confusion cells of each scope
+  (`auditor.checks.bootstrap`) and calibration cells (`auditor.checks.calibration`). The numbers are
+  tested equal to fairlearn's ``MetricFrame`` called on the raw rows.
+- Disparities over the groups with at least ``min_group_size`` rows: difference (max - min), ratio
+  (min / max), the largest distance to the scope's pooled value, demographic parity, the four-fifths
+  rule, equalized odds, equal opportunity and worst-group accuracy, each naming the groups behind it.
+- Tests: each difference gets a permutation p-value (group labels permuted across rows, sizes
+  kept; `auditor.checks.significance`), each group an exact test against the rest of its scope;
+  p-values are adjusted (Holm or Benjamini-Hochberg) within each of the two families across all
+  scopes and metrics. Each difference gets a power estimate: how many images would detect it.
 """
 from __future__ import annotations
 
-import functools
 import logging
+import math
 import time
 import zlib
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
-from sklearn.metrics import accuracy_score
 
 from auditor.checks import bootstrap as boot
+from auditor.checks import significance as sig
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.calibration import CalibrationCells, calibration_cells, calibration_from_counts
 from auditor.checks.registry import register_check
+from auditor.checks.scopes import Scope, build_scopes
 
-__all__ = ["GroupMetrics", "RATE_METRICS", "DISPARITY_METRICS"]
+__all__ = ["GroupMetrics", "RATES", "DISPARITY_METRICS", "TESTED_RATES"]
 
 log = logging.getLogger(__name__)
 
-RATE_METRICS: tuple[str, ...] = ("accuracy", "selection_rate", "tpr", "fpr")
+CALIBRATION: tuple[str, ...] = ("ece", "brier")
+RATES: tuple[str, ...] = boot.COUNT_RATES + CALIBRATION
+TESTED_RATES: tuple[str, ...] = ("accuracy", "selection_rate", "tpr", "fpr", "precision")
+"""Rates with a per-group exact test (their complements share the p-value)."""
+_TWIN = {"error_rate": "accuracy", "fnr": "tpr", "tnr": "fpr"}
+FOUR_FIFTHS = 0.8
 DISPARITY_METRICS: tuple[str, ...] = tuple(
-    f"{m}_{kind}" for m in RATE_METRICS for kind in ("difference", "ratio")
-) + ("equalized_odds_difference", "worst_group_accuracy")
+    f"{m}_{kind}" for m in RATES for kind in ("difference", "ratio", "max_abs_difference_to_overall")
+) + (
+    "demographic_parity_difference", "demographic_parity_ratio", "four_fifths_violations",
+    "equalized_odds_difference", "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",
+    "worst_group_accuracy", "n_groups", "n_eligible", "n_excluded",
+)
 
 
-def _value(x: float | None) -> dict[str, Any]:
-    v = None if x is None or not np.isfinite(x) else round(float(x), 6)
-    return {"value": v, "ci": None}
+def _num(x: Any) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
 
-def _binary_frame(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series, pos: int) -> pd.DataFrame:
-    """Per-group selection rate, TPR, FPR for class ``pos`` one-vs-rest; NaN where undefined."""
-    yt = (y_true == pos).astype(int)
-    yp = (y_pred == pos).astype(int)
-    metrics: dict[str, Callable[..., float]] = {
-        "selection_rate": functools.partial(selection_rate, pos_label=1),
-        "tpr": functools.partial(true_positive_rate, pos_label=1),
-        "fpr": functools.partial(false_positive_rate, pos_label=1),
-        "positives": lambda t, p: float(np.sum(t == 1)),
-        "negatives": lambda t, p: float(np.sum(t == 0)),
-    }
-    frame = MetricFrame(metrics=metrics, y_true=yt, y_pred=yp, sensitive_features=groups).by_group
-    # fairlearn returns 0 for a rate with an empty denominator; undefined is the honest answer.
-    frame.loc[frame["positives"] == 0, "tpr"] = np.nan
-    frame.loc[frame["negatives"] == 0, "fpr"] = np.nan
-    return frame[["selection_rate", "tpr", "fpr"]]
+def _p(x: Any) -> float | None:
+    """A p-value to 4 significant digits (never rounded to 0 as fixed decimals would)."""
+    return None if x is None or not np.isfinite(x) else float(f"{float(x):.4g}")
 
 
-def per_group_table(
-    y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series, classes: int, positive: int | None
-) -> pd.DataFrame:
-    """One row per group with ``n``, accuracy, selection_rate, tpr, fpr (float, NaN where undefined)."""
-    base = MetricFrame(
-        metrics={"n": lambda t, p: float(len(t)), "accuracy": accuracy_score},
-        y_true=y_true,
-        y_pred=y_pred,
-        sensitive_features=groups,
-    ).by_group
-    if classes == 2 or positive is not None:
-        rates = _binary_frame(y_true, y_pred, groups, 1 if positive is None else positive)
-    else:
-        per_class = [_binary_frame(y_true, y_pred, groups, k) for k in range(classes)]
-        rates = pd.concat(per_class).groupby(level=0).mean()  # nan-aware macro mean
-    out = base.join(rates)
-    out.index = out.index.astype(str)
-    return out
+def _value(x: Any, ci: list[float] | None = None) -> dict[str, Any]:
+    return {"value": _num(x), "ci": ci}
 
 
-def disparities(table: pd.DataFrame, min_group_size: int) -> dict[str, dict[str, Any]]:
-    """Difference (max - min) and ratio (min / max) of each rate over the groups with enough data."""
-    eligible = table[table["n"] >= min_group_size]
-    out: dict[str, dict[str, Any]] = {}
-    for metric in RATE_METRICS:
-        col = eligible[metric].dropna()
-        if len(col) < 2:
-            reason = f"fewer than two groups with at least {min_group_size} samples and a defined {metric}"
-            for kind in ("difference", "ratio"):
-                out[f"{metric}_{kind}"] = {"value": None, "ci": None, "groups": [], "reason": reason}
-            continue
-        lo_g, hi_g = str(col.idxmin()), str(col.idxmax())
-        if lo_g == hi_g:  # every group equal: name two different groups
-            lo_g, hi_g = str(col.index[0]), str(col.index[-1])
-        lo, hi = float(col.min()), float(col.max())
-        out[f"{metric}_difference"] = {**_value(hi - lo), "groups": [lo_g, hi_g]}
-        ratio = lo / hi if hi > 0 else (1.0 if lo == hi else None)
-        out[f"{metric}_ratio"] = {**_value(ratio), "groups": [lo_g, hi_g]}
-    tpr_d, fpr_d = out["tpr_difference"]["value"], out["fpr_difference"]["value"]
-    if tpr_d is None or fpr_d is None:
-        out["equalized_odds_difference"] = {"value": None, "ci": None, "groups": [], "reason": "TPR or FPR gap undefined"}
-    else:
-        pick = out["tpr_difference"] if tpr_d >= fpr_d else out["fpr_difference"]
-        out["equalized_odds_difference"] = {**_value(max(tpr_d, fpr_d)), "groups": pick["groups"]}
-    acc = eligible["accuracy"].dropna()
-    if len(acc):
-        out["worst_group_accuracy"] = {**_value(float(acc.min())), "groups": [str(acc.idxmin())]}
-    else:
-        out["worst_group_accuracy"] = {"value": None, "ci": None, "groups": [], "reason": "no group is large enough"}
-    return out
+def _missing(reason: str) -> dict[str, Any]:
+    return {"value": None, "ci": None, "groups": [], "reason": reason}
 
 
-def _add_intervals(
-    by_group: dict[str, Any], disp: dict[str, dict[str, Any]], table: pd.DataFrame, y_true: np.ndarray,
-    y_pred: np.ndarray, groups: pd.Series, k: int, positive: int | None, min_n: int, n_boot: int, level: float,
-    rng: np.random.Generator,
-) -> None:
-    """Fill the ``ci`` of each per-group rate and each disparity from one vectorised bootstrap."""
-    names = [str(g) for g in table.index]
-    codes = groups.map({g: i for i, g in enumerate(names)}).to_numpy()
-    draws = boot.rates_from_cells(boot.resample_cells(boot.confusion_cells(y_true, y_pred, codes, len(names), k), n_boot, rng), positive)
-    for gi, g in enumerate(names):
-        for m in RATE_METRICS:
-            if by_group[g][m]["value"] is not None:
-                by_group[g][m]["ci"] = boot.interval(draws[m][:, gi], level)
-    eligible = np.array([table.loc[g, "n"] >= min_n for g in table.index])
-    if eligible.sum() < 2:
-        return
-    spreads = {m: boot.disparity_draws(draws[m][:, eligible]) for m in RATE_METRICS}
-    for m in RATE_METRICS:
-        for kind in ("difference", "ratio"):
-            if disp[f"{m}_{kind}"]["value"] is not None:
-                disp[f"{m}_{kind}"]["ci"] = boot.interval(spreads[m][kind], level)
-    if disp["equalized_odds_difference"]["value"] is not None:
-        eo = np.fmax(spreads["tpr"]["difference"], spreads["fpr"]["difference"])
-        disp["equalized_odds_difference"]["ci"] = boot.interval(eo, level)
-    if disp["worst_group_accuracy"]["value"] is not None:
-        disp["worst_group_accuracy"]["ci"] = boot.interval(spreads["accuracy"]["min"], level)
+@dataclass
+class _Stats:
+    """Point values ``(G,)`` and bootstrap draws ``(B, G)`` of every rate in one scope."""
+
+    values: dict[str, np.ndarray]
+    draws: dict[str, np.ndarray] | None
+    pooled: dict[str, float]
+    pooled_draws: dict[str, np.ndarray] | None
+    per_class: dict[str, np.ndarray] | None
+    per_class_draws: dict[str, np.ndarray] | None
 
 
-def _rng(seed: int, name: str) -> np.random.Generator:
-    """A generator per attribute, fixed by the audit seed and the attribute's name."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+def _rng(seed: int, scope: str, purpose: int) -> np.random.Generator:
+    """A generator per scope and purpose, fixed by the audit seed and the scope's name."""
+    return np.random.default_rng([seed, zlib.crc32(scope.encode()), purpose])
+
+
+class _Interval:
+    def __init__(self, level: float) -> None:
+        self.level = level
+
+    def __call__(self, draws: np.ndarray | None) -> list[float] | None:
+        return None if draws is None else boot.interval(draws, self.level)
 
 
 @register_check
 class GroupMetrics(Check):
-    """Per-group rates and their disparities for each sensitive attribute (fairlearn `MetricFrame`)."""
+    """Per-group rates and calibration, disparities, intervals and tests for attributes and intersections."""
 
     name = "group_metrics"
-    description = "Accuracy, selection rate, TPR and FPR per group, with differences and ratios between groups."
+    description = ("Accuracy, error, selection, TPR/FNR, FPR/TNR, precision, ECE and Brier per group and intersection, "
+                   "with disparities, bootstrap intervals, corrected tests and power estimates.")
     order = 10
     params = {
         "min_group_size": Param(int, 30, "groups smaller than this are flagged insufficient_data and left out of disparities", low=1),
         "n_boot": Param(int, 1000, "bootstrap resamples for the intervals (0: no intervals)", low=0, high=100_000),
         "confidence": Param(float, 0.95, "confidence level of the intervals", low=0.5, high=0.999),
+        "n_perm": Param(int, 10_000, "permutations for the test of each gap (0: no tests)", low=0, high=1_000_000),
+        "correction": Param(str, "holm", "multiple-testing correction across scopes, groups and metrics", choices=("holm", "bh")),
+        "alpha": Param(float, 0.05, "significance level of the corrected tests and of the power estimates", low=1e-6, high=0.5),
+        "power": Param(float, 0.8, "power the sample-size estimates aim for", low=0.5, high=0.999),
+        "ece_bins": Param(int, 15, "equal-width confidence bins of the expected calibration error", low=2, high=100),
+        "max_intersection_order": Param(int, 3, "largest number of attributes crossed in an intersection (1: none)", low=1, high=4),
     }
-    metric_names = RATE_METRICS + DISPARITY_METRICS + ("n",)
+    metric_names = RATES + DISPARITY_METRICS + ("n",)
 
     def run(self, ctx: CheckContext) -> CheckResult:
         start = time.perf_counter()
+        cfg = self.config
         pred = ctx.predictions
-        n_classes = len(ctx.classes)
-        positive = ctx.positive_class if n_classes == 2 else None
-        min_n = self.config["min_group_size"]
-        table = ctx.probe.table.loc[pred.index]
-        result = CheckResult(params={**self.config, "positive_class": ctx.classes[ctx.positive_class] if positive is not None else None,
-                                     "averaging": "binary" if positive is not None else "macro one-vs-rest"})
+        k = len(ctx.classes)
+        positive = ctx.positive_class if k == 2 else None
+        probs = pred.probs
+        table = ctx.probe.table.loc[pred.index].reset_index(drop=True)
+        overall, scopes, empty = build_scopes(table, list(ctx.attributes), cfg["max_intersection_order"])
+        result = CheckResult(params={**cfg, "positive_class": ctx.classes[positive] if positive is not None else None,
+                                     "averaging": "binary" if positive is not None else "macro one-vs-rest",
+                                     "interval": "percentile bootstrap (multinomial resampling of confusion cells)",
+                                     "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest"})
+        ci = _Interval(cfg["confidence"])
+        group_p: list[tuple[dict[str, Any], float]] = []
+        gap_p: list[tuple[list[dict[str, Any]], float]] = []
 
-        n_boot, level = self.config["n_boot"], self.config["confidence"]
-        everyone = pd.Series(["all"] * len(pred), index=table.index)
-        overall_tab = per_group_table(pred.y_true, pred.y_pred, everyone, n_classes, positive)
-        overall = {"all": {m: _value(overall_tab.iloc[0][m]) for m in RATE_METRICS}}
-        if n_boot:
-            _add_intervals(overall, {}, overall_tab, pred.y_true, pred.y_pred, everyone, n_classes, positive, min_n,
-                           n_boot, level, _rng(ctx.seed, "overall"))
-        result.metrics["overall"] = {"n": int(overall_tab.iloc[0]["n"]), **overall["all"]}
-        for done, attr in enumerate(ctx.attributes):
-            ctx.report(self.name, done, len(ctx.attributes))
-            col = table[attr]
-            known = col.notna().to_numpy()
-            if not known.any():
-                result.metrics[attr] = {"reason": f"no sample has a value for {attr}"}
-                result.by_group[attr] = {}
-                continue
-            groups = col[known].astype(str)
-            tab = per_group_table(pred.y_true[known], pred.y_pred[known], groups, n_classes, positive)
-            result.by_group[attr] = {
-                str(g): {
-                    "n": int(row["n"]),
-                    "insufficient_data": bool(row["n"] < min_n),
-                    **{m: _value(row[m]) for m in RATE_METRICS},
-                }
-                for g, row in tab.iterrows()
-            }
-            result.metrics[attr] = disparities(tab, min_n)
-            if n_boot:
-                _add_intervals(result.by_group[attr], result.metrics[attr], tab, pred.y_true[known], pred.y_pred[known],
-                               groups, n_classes, positive, min_n, n_boot, level, _rng(ctx.seed, attr))
-        ctx.report(self.name, len(ctx.attributes), len(ctx.attributes))
+        stats = self._stats(overall, pred.y_true, pred.y_pred, probs, k, positive, ctx.seed)
+        result.metrics["overall"] = {"n": len(pred), **{m: _value(stats.values[m][0], ci(_col(stats.draws, m, 0))) for m in RATES}}
+        if stats.per_class is not None:
+            result.metrics["overall"]["per_class"] = self._per_class(stats, 0, ctx.classes, ci)
+
+        for attr in empty:
+            result.metrics[attr] = {"reason": f"no sample has a value for {attr}",
+                                    "scope": {"kind": "attribute", "attributes": [attr]}}
+            result.by_group[attr] = {}
+        total = len(scopes)
+        for done, scope in enumerate(scopes):
+            ctx.report(self.name, done, total)
+            y_t, y_p = pred.y_true[scope.known], pred.y_pred[scope.known]
+            st = self._stats(scope, y_t, y_p, probs[scope.known], k, positive, ctx.seed)
+            cells = boot.confusion_cells(y_t, y_p, scope.codes, scope.n_groups, k)
+            n = cells.sum(axis=(1, 2))
+            eligible = n >= cfg["min_group_size"]
+            result.by_group[scope.name] = self._by_group(scope, st, cells, n, eligible, positive, ctx.classes, ci, group_p)
+            metrics = self._disparities(scope, st, n, eligible, ci)
+            if cfg["n_perm"] and eligible.sum() >= 2:
+                self._gap_tests(scope, metrics, cells[eligible], probs[scope.known], y_t, positive, eligible, ctx.seed, gap_p)
+            self._power(metrics, cells, n, scope, positive)
+            result.metrics[scope.name] = metrics
+        ctx.report(self.name, total, total)
+        self._adjust(group_p, cfg["correction"], cfg["alpha"])
+        self._adjust_gaps(gap_p, cfg["correction"], cfg["alpha"])
+        _copy_twins(result.by_group)
         result.seconds = time.perf_counter() - start
         return result
+
+    # -- point values and bootstrap draws -------------------------------------------------------------
+
+    def _stats(self, scope: Scope, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray, k: int,
+               positive: int | None, seed: int) -> _Stats:
+        cells = boot.confusion_cells(y_true, y_pred, scope.codes, scope.n_groups, k)
+        cal = calibration_cells(probs, y_true, scope.codes, scope.n_groups, self.config["ece_bins"], positive)
+        multi = positive is None
+        point = boot.rates_from_cells(cells, positive, per_class=multi)
+        values = {m: point[m] for m in boot.COUNT_RATES} | calibration_from_counts(cal.counts, cal)
+        pooled_rates = boot.rates_from_cells(cells.sum(axis=0)[None], positive)
+        pooled = {m: float(pooled_rates[m][0]) for m in boot.COUNT_RATES}
+        pooled |= {m: float(v[0]) for m, v in calibration_from_counts(cal.counts.sum(axis=0)[None], _pool(cal)).items()}
+        draws = pooled_draws = pc_draws = None
+        n_boot = self.config["n_boot"]
+        if n_boot:
+            res = boot.resample_cells(cells, n_boot, _rng(seed, scope.name, 1))
+            r = boot.rates_from_cells(res, positive, per_class=multi)
+            res_cal = boot.resample_cells(cal.counts, n_boot, _rng(seed, scope.name, 2))
+            draws = {m: r[m] for m in boot.COUNT_RATES} | calibration_from_counts(res_cal, cal)
+            pr = boot.rates_from_cells(res.sum(axis=1)[:, None], positive)
+            pooled_draws = {m: pr[m][:, 0] for m in boot.COUNT_RATES}
+            pooled_draws |= {m: v[:, 0] for m, v in calibration_from_counts(res_cal.sum(axis=1)[:, None], _pool(cal)).items()}
+            pc_draws = r.get("per_class")
+        return _Stats(values, draws, pooled, pooled_draws, point.get("per_class"), pc_draws)
+
+    def _per_class(self, st: _Stats, gi: int, classes: list[str], ci: _Interval) -> dict[str, Any]:
+        assert st.per_class is not None
+        return {
+            cls: {m: _value(st.per_class[m][gi, ki], ci(None if st.per_class_draws is None else st.per_class_draws[m][:, gi, ki]))
+                  for m in boot.ONE_VS_REST}
+            for ki, cls in enumerate(classes)
+        }
+
+    # -- per group ------------------------------------------------------------------------------------
+
+    def _by_group(self, scope: Scope, st: _Stats, cells: np.ndarray, n: np.ndarray, eligible: np.ndarray,
+                  positive: int | None, classes: list[str], ci: _Interval,
+                  group_p: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+        counts = boot.proportion_counts(cells, positive)
+        p_values = {m: sig.group_vs_rest_exact(*counts[m]) for m in TESTED_RATES if m in counts}
+        out: dict[str, Any] = {}
+        for gi, g in enumerate(scope.groups):
+            entry: dict[str, Any] = {"n": int(n[gi]), "insufficient_data": bool(not eligible[gi])}
+            entry["n_needed"] = self._n_needed(int(n[gi]), gi, counts["accuracy"]) if not eligible[gi] else None
+            if scope.members:
+                entry["members"] = scope.members[g]
+            for m in RATES:
+                entry[m] = _value(st.values[m][gi], ci(_col(st.draws, m, gi)))
+                entry[m].update(p_value=None, p_adjusted=None, significant=None)
+                p = p_values.get(_TWIN.get(m, m))
+                if p is not None and np.isfinite(p[gi]) and entry[m]["value"] is not None:
+                    entry[m]["p_value"] = _p(p[gi])
+                    if m not in _TWIN:
+                        group_p.append((entry[m], float(p[gi])))
+            entry["vs_overall"] = {m: self._vs(st.values[m][gi], st.pooled[m]) for m in RATES}
+            if st.per_class is not None:
+                entry["per_class"] = self._per_class(st, gi, classes, ci)
+            out[g] = entry
+        return out
+
+    @staticmethod
+    def _vs(v: float, pooled: float) -> dict[str, float | None]:
+        if not (np.isfinite(v) and np.isfinite(pooled)):
+            return {"difference": None, "ratio": None}
+        return {"difference": _num(v - pooled), "ratio": _num(v / pooled) if pooled > 0 else None}
+
+    def _n_needed(self, n: int, gi: int, acc: tuple[np.ndarray, np.ndarray]) -> int:
+        """Images a small group still needs: to reach the minimum size, and to detect its accuracy gap
+        to the rest of its scope at the configured power (when there is a gap)."""
+        need = self.config["min_group_size"]
+        success, trials = acc
+        rest_t = trials.sum() - trials[gi]
+        if trials[gi] > 0 and rest_t > 0:
+            p1, p2 = success[gi] / trials[gi], (success.sum() - success[gi]) / rest_t
+            req = sig.two_proportion_n(float(p1), float(p2), self.config["alpha"], self.config["power"],
+                                       ratio=float(rest_t) / max(n, 1))
+            if req is not None:
+                need = max(need, req)
+        return max(0, int(need) - n)
+
+    # -- disparities ----------------------------------------------------------------------------------
+
+    def _disparities(self, scope: Scope, st: _Stats, n: np.ndarray, eligible: np.ndarray, ci: _Interval) -> dict[str, Any]:
+        min_n = self.config["min_group_size"]
+        pair_draws: dict[str, dict[str, np.ndarray]] = {}
+        names = np.array(scope.groups, dtype=object)
+        excluded = [str(g) for g in names[~eligible]]
+        out: dict[str, Any] = {"scope": {"kind": scope.kind, "attributes": list(scope.attributes)},
+                               "n_groups": scope.n_groups, "n_eligible": int(eligible.sum()),
+                               "n_excluded": int((~eligible).sum())}
+        for m in RATES:
+            vals = st.values[m][eligible]
+            ok = np.isfinite(vals)
+            if ok.sum() < 2:
+                reason = f"fewer than two groups with at least {min_n} samples and a defined {m}"
+                for kind in ("difference", "ratio", "max_abs_difference_to_overall"):
+                    out[f"{m}_{kind}"] = _missing(reason) | {"excluded_groups": excluded}
+                continue
+            grp = names[eligible]
+            lo_i, hi_i = int(np.nanargmin(vals)), int(np.nanargmax(vals))
+            if lo_i == hi_i:  # every group equal: name two different groups
+                lo_i, hi_i = [int(i) for i in np.flatnonzero(ok)[[0, -1]]]
+            lo, hi = float(vals[lo_i]), float(vals[hi_i])
+            pair = [str(grp[lo_i]), str(grp[hi_i])]
+            ratio = lo / hi if hi > 0 else (1.0 if lo == hi else None)
+            diff_d = ratio_d = far_d = None
+            if st.draws is not None and st.pooled_draws is not None:  # the same groups in every resample
+                d = st.draws[m][:, eligible]
+                diff_d, ratio_d = d[:, hi_i] - d[:, lo_i], _safe_ratio(d[:, lo_i], d[:, hi_i])
+                pair_draws[m] = {"difference": diff_d, "ratio": ratio_d}
+            out[f"{m}_difference"] = {**_value(hi - lo, ci(diff_d)), "groups": pair,
+                                      "excluded_groups": excluded, "p_value": None, "p_adjusted": None,
+                                      "significant": None, "power": None}
+            out[f"{m}_ratio"] = {**_value(ratio, ci(ratio_d)), "groups": pair, "excluded_groups": excluded}
+            dist = np.abs(vals - st.pooled[m])
+            far = int(np.nanargmax(dist))
+            if st.draws is not None and st.pooled_draws is not None:
+                far_d = np.abs(st.draws[m][:, eligible][:, far] - st.pooled_draws[m])
+            out[f"{m}_max_abs_difference_to_overall"] = {**_value(dist[far], ci(far_d)), "groups": [str(grp[far])],
+                                                         "excluded_groups": excluded}
+        out["demographic_parity_difference"] = dict(out["selection_rate_difference"])
+        out["demographic_parity_ratio"] = dict(out["selection_rate_ratio"])
+        out["equal_opportunity_difference"] = dict(out["tpr_difference"])
+        out["equal_opportunity_ratio"] = dict(out["tpr_ratio"])
+        out["four_fifths_violations"] = self._four_fifths(st.values["selection_rate"], names, eligible, excluded)
+        out["equalized_odds_difference"] = self._equalized_odds(out, pair_draws, ci, "difference", max)
+        out["equalized_odds_ratio"] = self._equalized_odds(out, pair_draws, ci, "ratio", min)
+        acc = st.values["accuracy"][eligible]
+        if np.isfinite(acc).any():
+            worst = int(np.nanargmin(acc))
+            w_draws = st.draws["accuracy"][:, eligible][:, worst] if st.draws is not None else None
+            out["worst_group_accuracy"] = {**_value(acc[worst], ci(w_draws)), "groups": [str(names[eligible][worst])],
+                                           "excluded_groups": excluded}
+        else:
+            out["worst_group_accuracy"] = _missing(f"no group has at least {min_n} samples") | {"excluded_groups": excluded}
+        return out
+
+    @staticmethod
+    def _four_fifths(sel: np.ndarray, names: np.ndarray, eligible: np.ndarray, excluded: list[str]) -> dict[str, Any]:
+        vals = sel[eligible]
+        if not np.isfinite(vals).any():
+            return _missing("no group is large enough") | {"excluded_groups": excluded}
+        top = float(np.nanmax(vals))
+        low = [str(g) for g, v in zip(names[eligible], vals) if np.isfinite(v) and v < FOUR_FIFTHS * top]
+        return {"value": len(low), "ci": None, "groups": low, "excluded_groups": excluded,
+                "rule": f"selection rate below {FOUR_FIFTHS} x the highest group's ({_num(top)})"}
+
+    @staticmethod
+    def _equalized_odds(out: dict[str, Any], pair_draws: dict[str, dict[str, np.ndarray]], ci: _Interval, kind: str,
+                        pick: Any) -> dict[str, Any]:
+        """The larger TPR/FPR gap (or smaller ratio); its interval follows both pairs in every resample."""
+        t, f = out[f"tpr_{kind}"], out[f"fpr_{kind}"]
+        if t["value"] is None or f["value"] is None:
+            return _missing("TPR or FPR gap undefined") | {"excluded_groups": t.get("excluded_groups", [])}
+        chosen = t if pick(t["value"], f["value"]) == t["value"] else f
+        draws = None
+        if "tpr" in pair_draws and "fpr" in pair_draws:
+            a, b = pair_draws["tpr"][kind], pair_draws["fpr"][kind]
+            draws = np.fmax(a, b) if kind == "difference" else np.fmin(a, b)
+        entry = {**_value(pick(t["value"], f["value"]), ci(draws)), "groups": chosen["groups"],
+                 "excluded_groups": chosen["excluded_groups"], "driven_by": "tpr" if chosen is t else "fpr"}
+        if kind == "difference":
+            entry.update(p_value=None, p_adjusted=None, significant=None)
+        return entry
+
+    # -- tests and power --------------------------------------------------------------------------------
+
+    def _gap_tests(self, scope: Scope, metrics: dict[str, Any], cells: np.ndarray, probs: np.ndarray, y_true: np.ndarray,
+                   positive: int | None, eligible: np.ndarray, seed: int, gap_p: list[tuple[list[dict[str, Any]], float]]) -> None:
+        """Permutation p-value of each max-min gap over the eligible groups."""
+        n_perm = _affordable(self.config["n_perm"], cells)
+        metrics["n_perm"] = n_perm
+        null_cells = sig.permute_cells(cells, n_perm, _rng(seed, scope.name, 3))
+        null = boot.rates_from_cells(null_cells, positive)
+        spreads = {m: boot.disparity_draws(null[m])["difference"] for m in boot.COUNT_RATES}
+        codes = scope.codes
+        keep = eligible[codes]
+        remap = np.cumsum(eligible) - 1
+        cal = calibration_cells(probs[keep], y_true[keep], remap[codes[keep]], int(eligible.sum()), self.config["ece_bins"], positive)
+        null_cal = calibration_from_counts(sig.permute_cells(cal.counts, n_perm, _rng(seed, scope.name, 4)), _pool(cal))
+        for m in CALIBRATION:
+            spreads[m] = boot.disparity_draws(null_cal[m])["difference"]
+        spreads["equalized_odds"] = np.fmax(spreads["tpr"], spreads["fpr"])
+        for m, null_d in spreads.items():
+            if m in _TWIN:
+                continue
+            entries = [metrics[f"{m}_difference"]]
+            entries += [metrics[f"{t}_difference"] for t, twin in _TWIN.items() if twin == m]
+            if m == "selection_rate":
+                entries.append(metrics["demographic_parity_difference"])
+            if m == "tpr":
+                entries.append(metrics["equal_opportunity_difference"])
+            p = sig.permutation_pvalue(entries[0]["value"], null_d)
+            if p is not None:
+                for e in entries:
+                    e["p_value"] = _p(p)
+                gap_p.append((entries, p))
+
+    def _power(self, metrics: dict[str, Any], cells: np.ndarray, n: np.ndarray, scope: Scope, positive: int | None) -> None:
+        """Achieved power and the images needed to detect each observed difference of a proportion."""
+        counts = boot.proportion_counts(cells, positive)
+        index = {g: i for i, g in enumerate(scope.groups)}
+        alpha, target = self.config["alpha"], self.config["power"]
+        for m in boot.COUNT_RATES:
+            entry = metrics[f"{m}_difference"]
+            if entry["value"] is None:
+                continue
+            if m not in counts:
+                entry["power"] = {"achieved": None, "n_per_group_needed": None, "n_more": None,
+                                  "reason": "estimated only for rates that are one proportion (not macro averages)"}
+                continue
+            succ, trials = counts[m]
+            i, j = index[entry["groups"][0]], index[entry["groups"][1]]
+            if trials[i] <= 0 or trials[j] <= 0:
+                continue
+            lo_v, hi_v = float(succ[i] / trials[i]), float(succ[j] / trials[j])
+            achieved = sig.two_proportion_power(lo_v, hi_v, int(trials[i]), int(trials[j]), alpha)
+            req = sig.two_proportion_n(lo_v, hi_v, alpha, target, ratio=float(trials[j] / trials[i]))
+            power: dict[str, Any] = {"achieved": None if achieved is None else _num(achieved),
+                                     "n_per_group_needed": None, "n_more": None}
+            if req is not None:  # trials needed, scaled to images by each group's share of trials
+                need_i = math.ceil(req * n[i] / trials[i])
+                need_j = math.ceil(math.ceil(req * trials[j] / trials[i]) * n[j] / trials[j])
+                power["n_per_group_needed"] = int(max(need_i, need_j))
+                power["n_more"] = int(max(0, need_i - n[i]) + max(0, need_j - n[j]))
+            entry["power"] = power
+
+    @staticmethod
+    def _adjust(group_p: list[tuple[dict[str, Any], float]], method: str, alpha: float) -> None:
+        if not group_p:
+            return
+        adj = sig.adjust_pvalues(np.array([p for _, p in group_p]), method)
+        for (entry, _), a in zip(group_p, adj):
+            entry["p_adjusted"] = _p(a)
+            entry["significant"] = bool(a < alpha) if np.isfinite(a) else None
+
+    @staticmethod
+    def _adjust_gaps(gap_p: list[tuple[list[dict[str, Any]], float]], method: str, alpha: float) -> None:
+        if not gap_p:
+            return
+        adj = sig.adjust_pvalues(np.array([p for _, p in gap_p]), method)
+        for (entries, _), a in zip(gap_p, adj):
+            for e in entries:
+                e["p_adjusted"] = _p(a)
+                e["significant"] = bool(a < alpha) if np.isfinite(a) else None
+
+
+MAX_DRAWS = 20_000_000
+"""Hypergeometric draws one permutation test may take (about 4 s): many classes get fewer permutations."""
+
+
+def _affordable(n_perm: int, cells: np.ndarray) -> int:
+    """``n_perm``, or fewer (at least 1,000) when the groups x live cells would cost more than MAX_DRAWS."""
+    flat = cells.reshape(len(cells), -1)
+    per_perm = max(1, (len(cells) - 1) * (int((flat.sum(axis=0) > 0).sum()) - 1))
+    return int(min(n_perm, max(1000, MAX_DRAWS // per_perm)))
+
+
+def _copy_twins(by_group: dict[str, Any]) -> None:
+    """Error rate, FNR and TNR share the exact test of accuracy, TPR and FPR (their complements)."""
+    for groups in by_group.values():
+        for entry in groups.values():
+            for m, twin in _TWIN.items():
+                if isinstance(entry.get(m), dict) and entry[m].get("p_value") is not None:
+                    entry[m]["p_adjusted"] = entry[twin].get("p_adjusted")
+                    entry[m]["significant"] = entry[twin].get("significant")
+
+
+def _pool(cal: CalibrationCells) -> CalibrationCells:
+    """Cells whose means are pooled over the groups (rows are exchangeable under the null)."""
+    counts = cal.counts.sum(axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = (cal.counts * cal.mean_conf).sum(axis=0, keepdims=True) / np.maximum(counts, 1)
+        brier = (cal.counts * cal.mean_brier).sum(axis=0, keepdims=True) / np.maximum(counts, 1)
+    return CalibrationCells(counts, conf, brier)
+
+
+def _col(draws: dict[str, np.ndarray] | None, m: str, gi: int) -> np.ndarray | None:
+    return None if draws is None else draws[m][:, gi]
+
+
+def _safe_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a / b`` per resample; 1 where both are 0, NaN where only ``b`` is."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.where(a == b, 1.0, np.nan))

@@ -1,0 +1,144 @@
+"""Methodology and limitations: how the numbers were computed, read from the run's own parameters so
+the text stays true when the parameters change. Plain sentences; the template escapes them."""
+from __future__ import annotations
+
+from typing import Any
+
+from auditor._report_format import as_dict, as_list, dig, fmt_plain, short
+
+__all__ = ["methodology"]
+
+_CORRECTIONS = {
+    "holm": "Holm's step-down method, which keeps the chance of any false alarm among them at alpha",
+    "bh": "the Benjamini-Hochberg method, which keeps the expected share of false alarms among the flagged gaps at alpha",
+}
+
+
+def _pct(x: Any) -> str:
+    return f"{x * 100:g}%" if isinstance(x, (int, float)) and not isinstance(x, bool) else "the configured"
+
+
+def _num(x: Any, default: str = "the configured number of") -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else default
+
+
+def _group_metrics(params: dict[str, Any]) -> list[dict[str, str]]:
+    """(title, text) paragraphs for the group metrics check."""
+    out = []
+    min_n = params.get("min_group_size")
+    conf, n_boot = params.get("confidence"), params.get("n_boot")
+    if n_boot == 0:
+        out.append({"title": "Intervals", "text": "No intervals were computed (n_boot = 0): every value is a point estimate."})
+    else:
+        out.append({"title": "Intervals", "text": (
+            f"Every rate and every disparity carries a {_pct(conf)} percentile bootstrap interval from "
+            f"{_num(n_boot)} resamples of the audited images, drawn as multinomial resamples of each group's "
+            "confusion counts and seeded by the run's seed, so a re-run gives the same intervals. An interval "
+            "describes the sampling uncertainty of this probe, not how the model would do on other data. The "
+            "interval of a gap follows the two groups behind it through every resample, so it can reach below 0 "
+            "(a ratio above 1) when the order of the two groups is uncertain. Those two groups were picked as the "
+            "extremes, which makes the observed gap lean upward; whether a gap is real is judged by its test, "
+            "which accounts for that choice, not by its interval.")})
+    if not any(k in params for k in ("n_perm", "correction", "alpha")):
+        out.append({"title": "Tests", "text": "This run recorded no significance tests: gaps are reported with their "
+                    "intervals only, and no gap is called significant."})
+        return out + _rest(params, min_n, None)
+    tests = ("Each group's rate is compared with the rest of its scope by a two-sided Fisher exact test "
+             "(the p-values next to group values).")
+    if params.get("n_perm"):
+        tests += (f" Each gap between the highest and the lowest group is tested against {_num(params['n_perm'])} random "
+                  "permutations of the group labels that keep every group's size: the p-value is the share of "
+                  "permutations with a gap at least as large (one-sided).")
+    corr = str(params.get("correction") or "")
+    alpha = params.get("alpha")
+    if corr:
+        tests += (f" Because many comparisons are made, the p-values are adjusted by "
+                  f"{_CORRECTIONS.get(corr, short(corr, 40))}; a gap is called significant when its adjusted "
+                  f"p-value is below alpha = {fmt_plain(alpha)}.")
+    out.append({"title": "Tests and corrections", "text": tests})
+    return out + _rest(params, min_n, alpha)
+
+
+def _rest(params: dict[str, Any], min_n: Any, alpha: Any) -> list[dict[str, str]]:
+    out = []
+    if min_n is not None:
+        out.append({"title": "Minimum group size", "text": (
+            f"Groups (and intersections) with fewer than {fmt_plain(min_n)} images are marked “insufficient data”: "
+            "their values are shown but they are left out of every disparity, and a clause that needs them is "
+            "inconclusive, never a silent pass.")})
+    if params.get("power") is not None:
+        out.append({"title": "Power and sample size", "text": (
+            f"For each gap of a rate that is a single proportion, the power of a two-sided two-proportion z-test at "
+            f"level {fmt_plain(alpha)} to detect the observed gap with the current group sizes, and the group size "
+            f"needed for {_pct(params.get('power'))} power (Fleiss' formula, normal approximation). “About N more "
+            "images” is that size minus what the probe has; for a small group it is also at least what reaches the "
+            "minimum group size. It assumes the observed rates are the true ones, so treat it as an order of magnitude.")})
+    if params.get("ece_bins") is not None:
+        out.append({"title": "Calibration", "text": (
+            f"Expected calibration error (ECE) bins the predicted probability of the predicted class into "
+            f"{fmt_plain(params['ece_bins'])} equal-width bins and averages |accuracy − confidence| weighted by bin size; "
+            "the Brier score is the mean squared error of the predicted probabilities. Lower is better for both.")})
+    avg = params.get("averaging")
+    pos = params.get("positive_class")
+    if avg == "binary" or pos is not None:
+        out.append({"title": "Positive class", "text": (
+            f"Selection rate, TPR, FPR and precision are computed for the positive class “{short(pos, 80)}”: "
+            "selection rate is the share of images predicted positive; TPR the share of positive images predicted "
+            "positive; FPR the share of negative images predicted positive. Error rate, FNR and TNR are 1 − accuracy, "
+            "1 − TPR and 1 − FPR.")})
+    elif avg:
+        out.append({"title": "Averaging", "text": (
+            f"The model has more than two classes: selection rate, TPR, FPR and precision are {short(avg, 40)} "
+            "one-vs-rest means over the classes; the per-class values are in the per-class tables and results.json.")})
+    order = params.get("max_intersection_order")
+    if isinstance(order, int) and order >= 2:
+        out.append({"title": "Intersections", "text": (
+            f"Intersections of up to {order} attributes are measured as groups of their own (e.g. female & black), "
+            "because a model can treat an intersection worse than either attribute alone would suggest. They split "
+            "the probe thinly: many have too few images, which the heatmaps mark.")})
+    return out
+
+
+def _limitations(results: dict[str, Any]) -> list[str]:
+    probe = as_dict(results.get("probe"))
+    out = []
+    n = probe.get("n")
+    src = short(probe.get("source") or "the probe", 200)
+    out.append(f"The numbers describe this model on {src}" + (f" ({_num(n, '?')} images)" if n is not None else "") +
+               ". They say nothing about images unlike these: other cameras, lighting, ages, or populations the probe "
+               "does not contain. A pass is evidence about this probe, not a proof of fairness.")
+    if probe.get("format") == "synth" or str(probe.get("source") or "").startswith("synth:"):
+        out.append("The probe is synthetic: its images are generated, with planted attributes and cues. It shows how the "
+                   "model reacts to those planted differences; it is not a measurement on real faces.")
+    out.append("Group membership comes from the probe's annotations (gender, age, race as recorded there). Such labels can "
+               "be wrong, coarse or imposed (e.g. binary gender); the audit inherits their errors and categories.")
+    out.append("Group metrics measure differences in outcomes, not their causes. Some fairness criteria cannot all hold at "
+               "once when base rates differ between groups (e.g. equal selection rates and equal error rates), so the "
+               "policy decides which ones matter.")
+    skipped = probe.get("n_skipped")
+    if isinstance(skipped, int) and skipped > 0:
+        out.append(f"{skipped} probe image(s) could not be read and were left out.")
+    errored = [short(n) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
+    if errored:
+        out.append("Checks that errored measured nothing: " + ", ".join(errored) + ".")
+    return out
+
+
+def methodology(results: dict[str, Any]) -> dict[str, Any]:
+    """Paragraphs for the Methodology and limitations section."""
+    gm = as_dict(dig(results, "checks", "group_metrics"))
+    params = as_dict(gm.get("params"))
+    policy = as_dict(results.get("policy"))
+    verdict = [
+        ("A blocker clause that fails makes the verdict FAIL; otherwise a blocker clause without enough data "
+         "(a group under the minimum size, an errored check) makes it INCONCLUSIVE; otherwise it is PASS. Warning "
+         "clauses are reported but never change the verdict."),
+        ("A clause with “whole interval” passes only when its value and its entire interval clear the threshold; "
+         "otherwise the point estimate decides."),
+    ]
+    if any(as_dict(c).get("kind") == "regression" for c in as_list(policy.get("clauses"))) or policy.get("baseline"):
+        verdict.append("Regression clauses compare each value with the same value in a baseline audit's results.json; "
+                       "with “if significant”, only a worsening beyond the allowance that is significant in a one-sided "
+                       "z-test (standard errors read from the two intervals) fails.")
+    return {"group_metrics": _group_metrics(params) if gm else [], "verdict": verdict,
+            "limitations": _limitations(results)}

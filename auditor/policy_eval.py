@@ -1,0 +1,209 @@
+"""Threshold clauses evaluated against results.json, and the scope expansion of ``*`` that
+regression clauses share.
+
+A clause's metric path is ``checks.CHECK.metrics.SCOPE.LEAF``. ``*`` as SCOPE stands for each scope
+the check reported that the clause's ``scope`` selects, by ``metrics[SCOPE]["scope"]["kind"]``
+(``attribute`` or ``intersection``; a scope without that key counts as an attribute); it never
+stands for ``overall``.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from auditor.policy import Clause
+
+__all__ = ["OPERATORS", "lookup", "check_problem", "scope_kind", "select_scopes", "no_scope_reason",
+           "Reading", "read_metric", "evaluate_clause"]
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_KINDS = {"attributes": ("attribute",), "intersections": ("intersection",), "all": ("attribute", "intersection")}
+COPIED = ("p_adjusted", "significant")
+"""Fields of a metric node copied into its clause entry (the report shows them)."""
+
+
+def lookup(results: dict[str, Any], path: str) -> Any:
+    node: Any = results
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def check_problem(results: dict[str, Any], check: str, where: str = "") -> str | None:
+    """Why ``check``'s metrics cannot be read from ``results`` (None when they can)."""
+    status = lookup(results, f"checks.{check}.status")
+    if status is None:
+        return f"check {check} was not run{where}"
+    if status != "ok":
+        return f"check {check} ended with an error{where}"
+    return None
+
+
+def scope_kind(node: Any) -> str:
+    """``attribute`` or ``intersection``; a scope that does not say is an attribute."""
+    scope = node.get("scope") if isinstance(node, dict) else None
+    kind = scope.get("kind") if isinstance(scope, dict) else None
+    return str(kind) if kind else "attribute"
+
+
+def _reported(metrics: Any) -> dict[str, str]:
+    """Scope name -> kind, in results order, without ``overall``."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {str(s): scope_kind(node) for s, node in metrics.items() if s != "overall"}
+
+
+def select_scopes(selector: str | tuple[str, ...] | None, *metrics: Any) -> list[str]:
+    """The scopes of one or more ``checks.CHECK.metrics`` nodes that ``selector`` picks, in order.
+
+    A list selector keeps its own order and its names even when no node reports them (the caller
+    turns those into insufficient_data entries); a named selector picks by kind.
+    """
+    if isinstance(selector, tuple):
+        return list(selector)
+    kinds = _KINDS[selector or "attributes"]
+    out: dict[str, None] = {}
+    for m in metrics:
+        for s, kind in _reported(m).items():
+            if kind in kinds:
+                out[s] = None
+    return list(out)
+
+
+def no_scope_reason(selector: str | tuple[str, ...] | None, *metrics: Any) -> str:
+    """Why ``*`` matched nothing, naming what was reported."""
+    reported: dict[str, str] = {}
+    for m in metrics:
+        reported.update(_reported(m))
+    have = ", ".join(f"{s} ({k})" for s, k in reported.items()) or "none"
+    wanted = {"attributes": "attribute", "intersections": "intersection", "all": "attribute or intersection"}
+    return f"no {wanted[str(selector or 'attributes')]} scope in the results (scopes reported: {have})"
+
+
+def _leaf_path(path: str) -> str:
+    return path.removesuffix(".value")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One metric read from results.json: ``missing`` when the scope or leaf is absent altogether;
+    ``reason`` says why ``value`` is None."""
+
+    node: Any = None
+    value: float | None = None
+    ci: list[float] | None = None
+    reason: str | None = None
+    missing: bool = False
+
+
+def read_metric(results: dict[str, Any], path: str) -> Reading:
+    """The node, value and interval at a concrete path (``...SCOPE.LEAF`` or ``...SCOPE.LEAF.value``)."""
+    parts = path.split(".")
+    scope_node = lookup(results, ".".join(parts[:4]))
+    if scope_node is None:
+        return Reading(reason=f"scope {parts[3]!r} is not in the results", missing=True)
+    node = lookup(results, _leaf_path(path))
+    if node is None:
+        why = scope_node.get("reason") if isinstance(scope_node, dict) else None
+        return Reading(reason=why or f"{parts[4]} is not in the results for scope {parts[3]!r}", missing=why is None)
+    value = node.get("value") if isinstance(node, dict) else node
+    raw_ci = node.get("ci") if isinstance(node, dict) else None
+    ci = [float(raw_ci[0]), float(raw_ci[1])] if _is_interval(raw_ci) else None
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        why = node.get("reason") if isinstance(node, dict) else None
+        return Reading(node, None, ci, why or "no value (not enough data)")
+    return Reading(node, float(value), ci)
+
+
+def _is_interval(ci: Any) -> bool:
+    return (isinstance(ci, (list, tuple)) and len(ci) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci))
+
+
+def _interval_clears(op: str, ci: list[float], threshold: float) -> bool:
+    """Whether every value in ``ci`` satisfies ``value op threshold``."""
+    lo, hi = ci
+    if op in ("<", "<="):
+        return OPERATORS[op](hi, threshold)
+    if op in (">", ">="):
+        return OPERATORS[op](lo, threshold)
+    if op == "==":
+        return lo == threshold == hi
+    return not lo <= threshold <= hi  # "!=": the interval excludes the threshold
+
+
+def _entry(clause: Clause, cid: str, path: str, scope: str | None) -> dict[str, Any]:
+    return {"id": cid, "kind": "threshold", "description": clause.description, "metric": path, "scope": scope,
+            "op": clause.op, "threshold": clause.threshold, "require": clause.require, "severity": clause.severity,
+            "maps_to": list(clause.maps_to), "value": None, "ci": None, "result": "insufficient_data",
+            "reason": None}
+
+
+def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    got = read_metric(results, entry["metric"])
+    value, ci = got.value, got.ci
+    entry["value"], entry["ci"] = value, ci
+    if isinstance(got.node, dict):
+        entry.update({k: got.node[k] for k in COPIED if k in got.node})
+    if value is None:
+        entry["reason"] = got.reason
+        return entry
+    point_ok = OPERATORS[clause.op](value, clause.threshold)
+    if clause.require == "point":
+        entry["result"] = "pass" if point_ok else "fail"
+    elif ci is None:
+        entry["reason"] = "no interval: require: interval needs a confidence interval (run the check with n_boot > 0)"
+    elif not point_ok:
+        entry["result"] = "fail"
+    elif _interval_clears(clause.op, ci, clause.threshold):
+        entry["result"] = "pass"
+    else:
+        entry["result"] = "fail"
+        entry["reason"] = (f"the value clears the threshold but its interval [{ci[0]:g}, {ci[1]:g}] does not "
+                           "(require: interval)")
+    excluded = got.node.get("excluded_groups") if isinstance(got.node, dict) else None
+    if entry["result"] == "pass" and excluded:  # small groups left out: never a silent pass
+        shown = ", ".join(str(g) for g in excluded[:5]) + (f" and {len(excluded) - 5} more" if len(excluded) > 5 else "")
+        entry["result"] = "insufficient_data"
+        entry["excluded_groups"] = list(excluded)
+        entry["reason"] = (f"passes on the groups large enough to judge, but {len(excluded)} group(s) had too few "
+                           f"images and were left out ({shown}); add images of them or lower min_group_size")
+    return entry
+
+
+def evaluate_clause(clause: Clause, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per scope the clause covers; one insufficient_data entry when ``*`` matches none.
+
+    ``require: interval`` passes only when the value and its whole interval clear the threshold
+    (for ``<=``: the upper end; for ``>=``: the lower end); without an interval it is
+    insufficient_data, since a demanded interval that is missing cannot be a pass.
+    """
+    parts = clause.metric.split(".")
+    check = parts[1]
+    if parts[3] != "*":
+        entry = _entry(clause, clause.id, clause.metric, parts[3])
+        problem = check_problem(results, check)
+        if problem:
+            entry["reason"] = problem
+            return [entry]
+        return [_judge(clause, entry, results)]
+    problem = check_problem(results, check)
+    metrics = lookup(results, f"checks.{check}.metrics")
+    scopes = [] if problem else select_scopes(clause.scope, metrics)
+    if not scopes:
+        entry = _entry(clause, clause.id, clause.metric, None)
+        entry["reason"] = problem or no_scope_reason(clause.scope, metrics)
+        return [entry]
+    head, tail = clause.metric.split("*", 1)
+    return [_judge(clause, _entry(clause, f"{clause.id}[{s}]", f"{head}{s}{tail}", s), results) for s in scopes]

@@ -1,0 +1,163 @@
+"""The JUnit XML report (``report.junit.xml``): the policy as a test suite that CI systems show.
+
+One ``<testsuite>`` for the policy, one ``<testcase>`` per clause (``classname`` = policy name,
+``name`` = clause id). What each clause result becomes follows the verdict rule, so the test report
+fails exactly when the audit's exit code does:
+
+- ``pass``: a passing testcase (the measured value in ``<system-out>``);
+- ``fail`` of a blocker: ``<failure type="blocker">``;
+- ``insufficient_data`` of a blocker: ``<failure type="inconclusive">`` (an inconclusive verdict fails
+  the gate), or ``<skipped>`` when the audit ran with ``--allow-inconclusive``;
+- a failed or undecided warning clause: ``<skipped>`` with the finding as its message. Warnings never
+  fail the gate; GitHub and GitLab test reports show skipped tests, with their message, apart from
+  passes, so a warning stays visible without turning the test report red.
+
+If the verdict fails the gate and no clause explains it, a ``verdict`` testcase fails. Built with
+`xml.etree.ElementTree` (which escapes ``& < > "``); control characters, which XML 1.0 cannot hold,
+become U+FFFD first.
+"""
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from auditor._report_findings import (
+    clause_requirement,
+    clause_sentence,
+    clauses,
+    inconclusive_sentence,
+    verdict_of,
+    verdict_sentence,
+)
+from auditor._report_format import (
+    as_dict,
+    as_list,
+    clean_text,
+    dig,
+    fmt_num,
+    fmt_p,
+    metric_text,
+    short,
+)
+from auditor.atomic import atomic_write_bytes
+
+__all__ = ["allows_inconclusive", "render_junit", "write_junit"]
+
+MAX_MESSAGE = 500
+MAX_TEXT = 4000
+
+
+def allows_inconclusive(results: dict[str, Any]) -> bool:
+    """Whether the audit ran with ``--allow-inconclusive``: recorded in the results, or in the command."""
+    for value in (results.get("allow_inconclusive"), dig(results, "policy", "allow_inconclusive")):
+        if isinstance(value, bool):
+            return value
+    return "--allow-inconclusive" in str(results.get("command") or "").split()
+
+
+def _text(x: Any, width: int = MAX_TEXT) -> str:
+    text = clean_text(x)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _details(c: dict[str, Any]) -> str:
+    head = (f"clause: {short(c.get('id') or '?', 300)} ({short(c.get('severity') or 'unspecified', 30)}, "
+            f"{short(c.get('kind') or 'threshold', 30)})")
+    lines = [head,
+             f"metric: {short(c.get('metric') or '', 300)}",
+             f"measured: {metric_text({'value': c.get('value'), 'ci': c.get('ci')})}",
+             f"required: {clause_requirement(c)}"]
+    if c.get("kind") == "regression":
+        lines.append(f"baseline: {fmt_num(c.get('baseline_value'))}, change: {fmt_num(c.get('delta'))}")
+    if c.get("p_adjusted") is not None:
+        lines.append(f"adjusted p: {fmt_p(c.get('p_adjusted'))}, significant: {c.get('significant')}")
+    elif c.get("p_value") is not None:
+        lines.append(f"p: {fmt_p(c.get('p_value'))}")
+    if c.get("reason"):
+        lines.append(f"reason: {short(c['reason'], 600)}")
+    maps = [short(m, 200) for m in as_list(c.get("maps_to"))]
+    if maps:
+        lines.append("maps to: " + "; ".join(maps))
+    return "\n".join(lines)
+
+
+def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, Any], allow: bool) -> str:
+    """Add one testcase; return its outcome: passed, failure or skipped."""
+    case = ET.SubElement(suite, "testcase", classname=_text(policy, 300), name=_text(c.get("id") or "?", 300), time="0")
+    result = str(c.get("result") or "").lower()
+    blocker = c.get("severity") == "blocker"
+    outcome = "passed"
+    if result == "fail" and blocker:
+        ET.SubElement(case, "failure", type="blocker", message=_text(clause_sentence(c), MAX_MESSAGE)).text = _text(_details(c))
+        outcome = "failure"
+    elif result == "insufficient_data" and blocker and not allow:
+        msg = inconclusive_sentence(results, c)
+        ET.SubElement(case, "failure", type="inconclusive", message=_text(msg, MAX_MESSAGE)).text = _text(_details(c))
+        outcome = "failure"
+    elif result != "pass":
+        if result == "fail":
+            msg = "warning (does not fail the gate): " + clause_sentence(c)
+        elif result == "insufficient_data":
+            msg = ("inconclusive, allowed by --allow-inconclusive: " if blocker else "warning, undecided: ") + inconclusive_sentence(results, c)
+        else:
+            msg = f"result {short(result or 'missing', 40)}"
+        ET.SubElement(case, "skipped", message=_text(msg, MAX_MESSAGE))
+        outcome = "skipped"
+    if outcome != "failure":  # a failure carries the same details in its body
+        ET.SubElement(case, "system-out").text = _text(_details(c))
+    return outcome
+
+
+def render_junit(results: dict[str, Any], *, allow_inconclusive: bool | None = None) -> bytes:
+    """The JUnit XML document (UTF-8 bytes) for ``results``."""
+    results = as_dict(results)
+    allow = allows_inconclusive(results) if allow_inconclusive is None else allow_inconclusive
+    policy = as_dict(results.get("policy"))
+    name = str(policy.get("name") or "policy")
+    verdict = verdict_of(results)
+    seconds = dig(results, "cost", "seconds_total")
+    time = f"{seconds:.3f}" if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else "0"
+    root = ET.Element("testsuites", name="auditor")
+    suite = ET.SubElement(root, "testsuite", name=_text(f"auditor policy {name}", 300), timestamp=_text(results.get("created") or "", 40),
+                          time=time)
+    props = ET.SubElement(suite, "properties")
+    model = as_dict(results.get("model"))
+    probe = as_dict(results.get("probe"))
+    for key, value in (("verdict", verdict), ("policy_version", policy.get("version")), ("model", model.get("name") or model.get("source")),
+                       ("model_sha256", model.get("sha256")), ("probe", probe.get("source")), ("probe_sha256", probe.get("sha256")),
+                       ("allow_inconclusive", str(allow).lower())):
+        if value not in (None, ""):
+            ET.SubElement(props, "property", name=key, value=_text(value, 300))
+    outcomes = [_case(suite, name, c, results, allow) for c in clauses(results)]
+    gate_fails = verdict == "fail" or (verdict == "inconclusive" and not allow)
+    if gate_fails and "failure" not in outcomes:
+        case = ET.SubElement(suite, "testcase", classname=_text(name, 300), name="verdict", time="0")
+        ET.SubElement(case, "failure", type="verdict", message=_text(verdict_sentence(results), MAX_MESSAGE))
+        outcomes.append("failure")
+    elif not outcomes:
+        case = ET.SubElement(suite, "testcase", classname=_text(name, 300), name="verdict", time="0")
+        ET.SubElement(case, "skipped", message=_text(verdict_sentence(results), MAX_MESSAGE))
+        outcomes.append("skipped")
+    out = [verdict_sentence(results)] + [f"policy warning: {short(w, 600)}" for w in as_list(policy.get("warnings"))]
+    ET.SubElement(suite, "system-out").text = _text("\n".join(out))
+    errors = [f"check {short(n, 80)} errored: {short(as_dict(c).get('error') or 'no message', 600)}"
+              for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
+    if errors:
+        ET.SubElement(suite, "system-err").text = _text("\n".join(errors))
+    counts = {"tests": len(outcomes), "failures": outcomes.count("failure"), "errors": 0, "skipped": outcomes.count("skipped")}
+    for element in (root, suite):
+        for key, value in counts.items():
+            element.set(key, str(value))
+    root.set("time", time)
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    return buf.getvalue() + b"\n"
+
+
+def write_junit(results: dict[str, Any], out_dir: Path, *, allow_inconclusive: bool | None = None) -> Path:
+    """Atomically write ``out_dir/report.junit.xml`` and return its path."""
+    return atomic_write_bytes(Path(out_dir) / "report.junit.xml", render_junit(results, allow_inconclusive=allow_inconclusive))

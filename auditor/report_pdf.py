@@ -1,0 +1,102 @@
+"""The PDF report: the HTML report laid out by weasyprint with its print stylesheet (A4, running
+header with the model and the verdict, "Page X of Y", a table of contents with page numbers).
+
+The renderer fetches nothing: its URL fetcher refuses every URL except inline ``data:`` URIs (the
+report's own figures), so a hostile results.json cannot make it read a local file or reach the
+network. Output is written atomically (temporary file, then rename).
+
+weasyprint needs Pango at run time. When weasyprint or Pango is missing, `PdfUnavailableError` (a
+`BadInputError`, exit code 2: the request cannot be served on this machine, and nothing is wrong in
+the auditor) says what to install.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from auditor.atomic import atomic_write_bytes
+from auditor.errors import BadInputError
+
+__all__ = ["REFUSED", "PdfUnavailableError", "check_pdf_available", "render_pdf", "write_pdf"]
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = ("install weasyprint and Pango: `pip install weasyprint` and, on Debian/Ubuntu, "
+                "`apt-get install libpango-1.0-0 libpangoft2-1.0-0` (macOS: `brew install pango`)")
+REFUSED = "refused by the auditor report: only inline data: URIs are embedded"
+
+
+class _DropRefused(logging.Filter):
+    """weasyprint logs each refused URL as an error; this module reports them once, as warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return REFUSED not in record.getMessage()
+
+
+logging.getLogger("weasyprint").addFilter(_DropRefused())
+
+
+class PdfUnavailableError(BadInputError):
+    """PDF output was asked for but weasyprint or its system libraries cannot be loaded (exit 2)."""
+
+
+def _weasyprint() -> Any:
+    try:
+        import weasyprint
+    except ImportError as exc:
+        raise PdfUnavailableError(f"PDF output needs weasyprint, which is not installed ({exc}); {INSTALL_HINT}") from None
+    except OSError as exc:  # weasyprint is there but Pango (a system library) is not
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise PdfUnavailableError(f"PDF output needs the Pango library, which cannot be loaded ({reason}); {INSTALL_HINT}") from None
+    return weasyprint
+
+
+def check_pdf_available() -> None:
+    """Raise `PdfUnavailableError` now when a PDF could not be written (call it before a long audit)."""
+    _weasyprint()
+
+
+def _fetcher(weasyprint: Any, refused: list[str]) -> Any:
+    """A URL fetcher that serves ``data:`` URIs and refuses everything else (http, file, ...)."""
+    base = getattr(getattr(weasyprint, "urls", None), "URLFetcher", None)
+    if base is not None and hasattr(base, "fetch"):  # weasyprint >= 66: a URLFetcher subclass
+
+        class DataOnlyFetcher(base):  # type: ignore[misc, valid-type]
+            def fetch(self, url: str, headers: Any = None) -> Any:
+                if url.lower().startswith("data:"):
+                    return super().fetch(url, headers)
+                refused.append(url)
+                raise ValueError(f"{url[:80]}: {REFUSED}")
+
+        return DataOnlyFetcher(timeout=1, allow_redirects=False)
+
+    def fetch(url: str, *args: Any, **kwargs: Any) -> Any:  # older weasyprint: a function
+        if url.lower().startswith("data:"):
+            return weasyprint.default_url_fetcher(url, *args, **kwargs)
+        refused.append(url)
+        raise ValueError(f"{url[:80]}: {REFUSED}")
+
+    return fetch
+
+
+def render_pdf(results: dict[str, Any] | None = None, *, html: str | None = None) -> bytes:
+    """The PDF bytes of the report for ``results`` (or of an already rendered report ``html``)."""
+    weasyprint = _weasyprint()
+    if html is None:
+        from auditor.report import render_html
+
+        html = render_html(results or {})
+    refused: list[str] = []
+    document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=_fetcher(weasyprint, refused),
+                               media_type="print")
+    data = document.write_pdf()
+    for url in refused:
+        log.warning("PDF report: refused to fetch %s (only inline data: URIs are embedded)", url[:120])
+    return bytes(data)
+
+
+def write_pdf(results: dict[str, Any] | None, out_dir: Path, *, html: str | None = None) -> Path:
+    """Atomically write ``out_dir/report.pdf`` and return its path."""
+    data = render_pdf(results, html=html)
+    return atomic_write_bytes(Path(out_dir) / "report.pdf", data)

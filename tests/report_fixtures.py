@@ -1,0 +1,318 @@
+"""Hand-made results.json dicts in the issue-3 schema (intersections, ten rates, p-values, power) for
+the report tests. Numbers are plausible and self-consistent, not the output of a real run: each group
+has an accuracy, selection rate, TPR and FPR; the other rates follow from them; intervals are normal
+approximations; p-values are made up but ordered like the gaps.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+RATES = ("accuracy", "error_rate", "selection_rate", "tpr", "fnr", "fpr", "tnr", "precision", "ece", "brier")
+TWIN = {"error_rate": "accuracy", "fnr": "tpr", "tnr": "fpr"}
+MIN_N = 30
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
+LONG_NAME = "L" * 4990 + "-long-name"
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "$\\frac{1}{0}$",
+    "]]>",
+    "&amp;",
+    "a|b [x](http://evil.example/)",
+    "ctl\x00\x07\x1b[31m\x7fz",
+    LONG_NAME,
+]
+
+# Each group's (accuracy, selection rate, TPR, FPR) before mixing into intersections.
+ATTRS: dict[str, dict[str, tuple[int, float, float, float, float]]] = {
+    "gender": {"female": (600, 0.86, 0.48, 0.84, 0.12), "male": (600, 0.88, 0.5, 0.87, 0.11)},
+    "age": {"0-19": (380, 0.88, 0.5, 0.87, 0.1), "20-39": (420, 0.9, 0.5, 0.9, 0.1),
+            "40-59": (376, 0.86, 0.49, 0.85, 0.13), "60+": (24, 0.79, 0.45, 0.75, 0.2)},
+    "race": {"asian": (300, 0.99, 0.5, 0.99, 0.01), "black": (300, 0.59, 0.42, 0.51, 0.33),
+             "indian": (300, 0.99, 0.5, 0.99, 0.01), "white": (300, 1.0, 0.5, 1.0, 0.0)},
+}
+
+
+def _m(value: float | None, ci: list[float] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"value": value, "ci": ci, **extra}
+
+
+def _ci(v: float, n: int) -> list[float]:
+    half = 1.96 * math.sqrt(max(v * (1 - v), 0.0025) / max(n, 1))
+    return [round(max(0.0, v - half), 6), round(min(1.0, v + half), 6)]
+
+
+def _p(gap: float, n: int) -> float:
+    """A made-up p-value that falls as the gap and the sample grow."""
+    return round(min(1.0, math.exp(-gap * gap * n * 4)), 6)
+
+
+def _rates(acc: float, sel: float, tpr: float, fpr: float) -> dict[str, float]:
+    prec = tpr * 0.5 / sel if sel > 0 else 0.0
+    return {"accuracy": acc, "error_rate": 1 - acc, "selection_rate": sel, "tpr": tpr, "fnr": 1 - tpr,
+            "fpr": fpr, "tnr": 1 - fpr, "precision": min(1.0, prec), "ece": round(0.02 + (1 - acc) * 0.2, 6),
+            "brier": round(0.04 + (1 - acc) * 0.3, 6)}
+
+
+def _group(n: int, rates: dict[str, float], overall: dict[str, float], members: dict[str, str] | None) -> dict[str, Any]:
+    thin = n < MIN_N
+    g: dict[str, Any] = {"n": n, "insufficient_data": thin, "n_needed": (MIN_N - n if thin else None)}
+    if members:
+        g["members"] = members
+    for r in RATES:
+        v = round(rates[r], 6)
+        p = _p(abs(v - overall[r]), n)
+        adj = min(1.0, round(p * 4, 6))
+        g[r] = _m(v, _ci(v, n), p_value=p, p_adjusted=adj, significant=adj < 0.05)
+    g["vs_overall"] = {r: {"difference": round(rates[r] - overall[r], 6),
+                           "ratio": round(rates[r] / overall[r], 6) if overall[r] else None} for r in RATES}
+    return g
+
+
+def _disparities(kind: str, attrs: list[str], groups: dict[str, Any], overall: dict[str, float]) -> dict[str, Any]:
+    ok = {g: v for g, v in groups.items() if not v["insufficient_data"]}
+    excluded = [g for g, v in groups.items() if v["insufficient_data"]]
+    out: dict[str, Any] = {"scope": {"kind": kind, "attributes": attrs}, "n_groups": len(groups), "n_eligible": len(ok)}
+    for r in RATES:
+        if len(ok) < 2:
+            reason = f"fewer than two groups with at least {MIN_N} samples and a defined {r}"
+            for k in ("difference", "ratio", "max_abs_difference_to_overall"):
+                out[f"{r}_{k}"] = _m(None, None, groups=[], reason=reason, excluded_groups=excluded)
+            continue
+        lo = min(ok, key=lambda g: ok[g][r]["value"])
+        hi = max(ok, key=lambda g: ok[g][r]["value"])
+        lv, hv = ok[lo][r]["value"], ok[hi][r]["value"]
+        gap = round(hv - lv, 6)
+        n_small = min(ok[lo]["n"], ok[hi]["n"])
+        p = _p(gap, n_small)
+        adj = min(1.0, round(p * 10, 6))
+        need = None if gap == 0 else max(n_small, math.ceil(8 * 0.25 / max(gap * gap, 1e-4)))
+        power = {"achieved": round(min(1.0, 0.05 + gap * gap * n_small), 6), "n_per_group_needed": need,
+                 "n_more": None if need is None else max(0, need - ok[lo]["n"]) + max(0, need - ok[hi]["n"])}
+        out[f"{r}_difference"] = _m(gap, [round(max(0, gap - 0.05), 6), round(gap + 0.05, 6)], groups=[lo, hi],
+                                    excluded_groups=excluded, p_value=p, p_adjusted=adj, significant=adj < 0.05, power=power)
+        ratio = round(lv / hv, 6) if hv else None
+        out[f"{r}_ratio"] = _m(ratio, None if ratio is None else [round(max(0, ratio - 0.05), 6), round(min(1, ratio + 0.05), 6)],
+                               groups=[lo, hi], excluded_groups=excluded)
+        far = max(ok, key=lambda g: abs(ok[g][r]["value"] - overall[r]))
+        d = round(abs(ok[far][r]["value"] - overall[r]), 6)
+        out[f"{r}_max_abs_difference_to_overall"] = _m(d, [max(0, round(d - 0.04, 6)), round(d + 0.04, 6)], groups=[far],
+                                                       excluded_groups=excluded)
+    for alias, base in (("demographic_parity", "selection_rate"), ("equal_opportunity", "tpr")):
+        out[f"{alias}_difference"] = dict(out[f"{base}_difference"])
+        out[f"{alias}_ratio"] = dict(out[f"{base}_ratio"])
+    t, f = out["tpr_difference"], out["fpr_difference"]
+    if t["value"] is None:
+        out["equalized_odds_difference"] = _m(None, None, groups=[], reason="TPR or FPR gap undefined")
+        out["equalized_odds_ratio"] = _m(None, None, groups=[], reason="TPR or FPR gap undefined")
+        out["worst_group_accuracy"] = _m(None, None, groups=[], reason=f"no group has at least {MIN_N} samples")
+        out["four_fifths_violations"] = _m(None, None, groups=[], reason="no group is large enough")
+        return out
+    chosen = t if t["value"] >= f["value"] else f
+    out["equalized_odds_difference"] = {**chosen, "driven_by": "tpr" if chosen is t else "fpr"}
+    out["equalized_odds_ratio"] = dict(out["tpr_ratio"])
+    worst = min(ok, key=lambda g: ok[g]["accuracy"]["value"])
+    out["worst_group_accuracy"] = _m(ok[worst]["accuracy"]["value"], ok[worst]["accuracy"]["ci"], groups=[worst])
+    top = max(v["selection_rate"]["value"] for v in ok.values())
+    low = [g for g, v in ok.items() if v["selection_rate"]["value"] < 0.8 * top]
+    out["four_fifths_violations"] = {"value": len(low), "ci": None, "groups": low, "excluded_groups": excluded,
+                                     "rule": f"selection rate below 0.8 x the highest group's ({top})"}
+    return out
+
+
+def _mix(parts: list[tuple[int, float, float, float, float]], total: int) -> tuple[int, float, float, float, float]:
+    n = total
+    for p in parts:
+        n = n * p[0] / total
+    acc = min(p[1] for p in parts) - 0.01 * (len(parts) - 1)
+    return (round(n), acc, sum(p[2] for p in parts) / len(parts), min(p[3] for p in parts), max(p[4] for p in parts))
+
+
+def group_metrics(attrs: dict[str, dict[str, tuple[int, float, float, float, float]]] | None = None,
+                  max_order: int = 3) -> dict[str, Any]:
+    """A checks.group_metrics entry in the new schema for ``attrs`` (name -> group -> n, acc, sel, tpr, fpr)."""
+    attrs = ATTRS if attrs is None else attrs
+    total = sum(v[0] for v in next(iter(attrs.values())).values())
+    overall = _rates(0.87, 0.49, 0.86, 0.12)
+    metrics: dict[str, Any] = {"overall": {"n": total, **{r: _m(round(v, 6), _ci(v, total)) for r, v in overall.items()}}}
+    by_group: dict[str, Any] = {}
+    names = list(attrs)
+    for order in range(1, min(max_order, len(names)) + 1):
+        for combo in itertools.combinations(names, order):
+            scope = "+".join(combo)
+            groups = {}
+            for key in itertools.product(*(list(attrs[a]) for a in combo)):
+                n, acc, sel, tpr, fpr = _mix([attrs[a][g] for a, g in zip(combo, key)], total)
+                members = dict(zip(combo, key)) if order > 1 else None
+                groups[" & ".join(key)] = _group(n, _rates(acc, sel, tpr, fpr), overall, members)
+            by_group[scope] = groups
+            metrics[scope] = _disparities("attribute" if order == 1 else "intersection", list(combo), groups, overall)
+    params = {"min_group_size": MIN_N, "n_boot": 1000, "confidence": 0.95, "n_perm": 10000, "correction": "holm",
+              "alpha": 0.05, "power": 0.8, "ece_bins": 15, "max_intersection_order": max_order,
+              "positive_class": "smiling", "averaging": "binary"}
+    return {"status": "ok", "params": params, "metrics": metrics, "by_group": by_group, "figures": {},
+            "seconds": 0.5, "error": None}
+
+
+def _clause(cid: str, path: str, op: str, thr: float, value: float | None, ci: list[float] | None, result: str,
+            severity: str = "blocker", **extra: Any) -> dict[str, Any]:
+    c = {"id": cid, "kind": "threshold", "description": f"Requirement {cid}.", "metric": path,
+         "scope": path.split(".")[3], "op": op, "threshold": thr, "require": "point", "severity": severity,
+         "maps_to": ["EU AI Act Art. 10(2)(f)"], "value": value, "ci": ci, "result": result, "reason": None}
+    c.update(extra)
+    return c
+
+
+def results_v2(*, baseline: bool = True) -> dict[str, Any]:
+    """A complete failing run: three attributes and their intersections, an errored check, a regression."""
+    gm = group_metrics()
+    race = gm["metrics"]["race"]
+    age = gm["metrics"]["age"]
+    p = "checks.group_metrics.metrics."
+    clauses = [
+        _clause("accuracy-gap[race]", p + "race.accuracy_difference", "<=", 0.1, race["accuracy_difference"]["value"],
+                race["accuracy_difference"]["ci"], "fail", p_adjusted=race["accuracy_difference"]["p_adjusted"],
+                significant=True),
+        _clause("accuracy-gap[gender]", p + "gender.accuracy_difference", "<=", 0.1, 0.02, [0.0, 0.05], "pass",
+                require="interval", p_adjusted=0.6, significant=False),
+        _clause("four-fifths[race]", p + "race.selection_rate_ratio", ">=", 0.8, race["selection_rate_ratio"]["value"],
+                race["selection_rate_ratio"]["ci"], "pass"),
+        _clause("tpr-gap[gender+age+race]", p + "gender+age+race.tpr_difference", "<=", 0.1, None, None,
+                "insufficient_data", reason="fewer than two groups with at least 30 samples and a defined tpr"),
+        _clause("eo[age]", p + "age.equalized_odds_difference", "<=", 0.1, age["equalized_odds_difference"]["value"],
+                age["equalized_odds_difference"]["ci"], "pass", severity="warning"),
+        _clause("overall-accuracy", p + "overall.accuracy", ">=", 0.9, 0.87, [0.85, 0.89], "fail", severity="warning"),
+    ]
+    policy: dict[str, Any] = {"name": "default", "version": "2", "source": "auditor/policies/default.yaml",
+                              "description": "Baseline fairness gate.", "verdict": "fail", "regressed": baseline,
+                              "clauses": clauses, "baseline": None, "regressions_skipped": [], "warnings": []}
+    if baseline:
+        clauses.append({"id": "no-accuracy-drop[race]", "kind": "regression", "description": "Accuracy must not drop.",
+                        "metric": p + "race.worst_group_accuracy", "scope": "race", "direction": "higher_is_better",
+                        "max_drop": 0.02, "significance": True, "op": ">=", "threshold": 0.7, "severity": "blocker",
+                        "maps_to": [], "value": 0.59, "ci": [0.54, 0.64], "baseline_value": 0.72,
+                        "baseline_ci": [0.67, 0.77], "delta": -0.13, "p_value": 0.0001, "result": "fail",
+                        "reason": "dropped by 0.13, more than the allowed 0.02, and the excess is significant"})
+        policy["baseline"] = {"path": "old/results.json", "model_sha256": "ef56" * 16, "probe_sha256": "cd34" * 16,
+                              "same_probe": True, "created": "2026-10-01T09:00:00Z"}
+        policy["warnings"] = ["baseline was audited with auditor 0.0.9"]
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --seed 0",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
+                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
+                  "input_size": [64, 64], "details": {"arch": "small_cnn"}},
+        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 1,
+                  "skipped": [{"index": 5, "path": "img/5.png", "error": "cannot identify image file"}],
+                  "target": None, "classes": ["not_smiling", "smiling"],
+                  "attributes": {a: {g: v[0] for g, v in groups.items()} for a, groups in ATTRS.items()}},
+        "checks": {
+            "group_metrics": gm,
+            "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
+                             "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
+            "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
+                         "metrics": {"findings": [{"cue": "corner patch", "box": [0, 0, 8, 8]}]},
+                         "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
+        },
+        "policy": policy,
+        "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.5},
+                 "seconds_total": 2.0},
+        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1", "fairlearn": "0.15.0"},
+    }
+
+
+def hostile_results() -> dict[str, Any]:
+    """A run whose every name from the data is hostile: groups, attribute, model, clause id, error text."""
+    race = {name: (40, 0.9 - 0.01 * i, 0.5, 0.9, 0.1) for i, name in enumerate(HOSTILE)}
+    attrs = {"gender": ATTRS["gender"], "<b>race</b>": race}
+    gm = group_metrics(attrs, max_order=2)
+    r = results_v2(baseline=False)
+    r["checks"]["group_metrics"] = gm
+    r["model"]["name"] = HOSTILE[0] + " " + HOSTILE[5]
+    r["probe"]["attributes"] = {a: {g: v[0] for g, v in groups.items()} for a, groups in attrs.items()}
+    r["checks"]["explanations"]["error"] = "boom " + HOSTILE[1] + " " + HOSTILE[6]
+    evil_clause = _clause(HOSTILE[0] + "]]>", "checks.group_metrics.metrics.<b>race</b>.accuracy_difference", "<=", 0.01,
+                          0.08, [0.01, 0.1], "fail", description=HOSTILE[5] + " @everyone #1 " + HOSTILE[4])
+    evil_clause["maps_to"] = [HOSTILE[1], HOSTILE[3]]
+    r["policy"]["clauses"] = [evil_clause]
+    return r
+
+
+def _v1_group(n: int, acc: float, sel: float, tpr: float, fpr: float, thin: bool = False) -> dict[str, Any]:
+    return {"n": n, "insufficient_data": thin, "accuracy": _m(acc), "selection_rate": _m(sel), "tpr": _m(tpr), "fpr": _m(fpr)}
+
+
+def results_v1() -> dict[str, Any]:
+    """A complete run in the first schema (no intersections or p-values): a failing policy, three attributes,
+    an errored check, an unknown check."""
+    race_disp = {
+        "accuracy_difference": _m(0.23, groups=["black", "white"]),
+        "accuracy_ratio": _m(0.758, groups=["black", "white"]),
+        "selection_rate_difference": _m(0.19, groups=["black", "white"]),
+        "selection_rate_ratio": _m(0.62, groups=["black", "white"]),
+        "tpr_difference": _m(0.1, groups=["black", "white"]),
+        "tpr_ratio": _m(0.88, groups=["black", "white"]),
+        "fpr_difference": _m(0.05, groups=["white", "black"]),
+        "fpr_ratio": _m(0.5, groups=["white", "black"]),
+        "equalized_odds_difference": _m(0.1, groups=["black", "white"]),
+        "worst_group_accuracy": _m(0.72, groups=["black"]),
+    }
+    reason = "fewer than two groups with at least 30 samples and a defined tpr"
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
+                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
+                  "input_size": [64, 64], "details": {"arch": "ShortcutCNN", "mean": [0.5, 0.5, 0.5]}},
+        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 2,
+                  "skipped": [{"index": 5, "path": "img/5.png", "error": "cannot identify image file"},
+                              {"index": 9, "path": "img/9.png", "error": "truncated file"}],
+                  "target": "smiling", "classes": ["not_smiling", "smiling"],
+                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 300, "60+": 12},
+                                 "race": {"white": 300, "black": 300, HOSTILE[0]: 40}}},
+        "checks": {
+            "group_metrics": {
+                "status": "ok", "params": {"min_group_size": 30, "positive_class": "smiling"}, "seconds": 0.4,
+                "error": None, "figures": {},
+                "metrics": {
+                    "overall": {"n": 1198, "accuracy": _m(0.912, [0.88, 0.94]), "selection_rate": _m(0.5),
+                                "tpr": _m(0.9), "fpr": _m(0.08)},
+                    "race": race_disp,
+                    "gender": {"accuracy_difference": _m(0.02, groups=["female", "male"]),
+                               "selection_rate_ratio": _m(0.97, groups=["female", "male"])},
+                    "age": {"accuracy_difference": _m(None, groups=[], reason=reason),
+                            "tpr_difference": _m(None, groups=[], reason=reason)},
+                },
+                "by_group": {
+                    "race": {"white": _v1_group(300, 0.95, 0.6, 0.97, 0.05), "black": _v1_group(300, 0.72, 0.41, 0.87, 0.1),
+                             HOSTILE[0]: _v1_group(40, 0.9, 0.5, 0.9, 0.1)},
+                    "gender": {"female": _v1_group(600, 0.91, 0.5, 0.9, 0.08), "male": _v1_group(598, 0.93, 0.5, 0.9, 0.08)},
+                    "age": {"0-19": _v1_group(300, 0.9, 0.5, 0.9, 0.1), "60+": _v1_group(12, 0.5, 0.5, 0.5, 0.5, thin=True)},
+                },
+            },
+            "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
+                             "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
+            "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
+                         "metrics": {"evidence_maps": {"smiling": [[0.1, 0.2], [0.3, 0.4]]},
+                                     "findings": [{"cue": "corner patch", "box": [0, 0, 8, 8], "off_subject": _m(0.7, [0.6, 0.8])}]},
+                         "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
+        },
+        "policy": {"name": "default", "version": "1", "verdict": "fail", "clauses": [
+            {"id": "dp-ratio", "description": "Selection rate ratio between groups (four-fifths rule)",
+             "metric": "checks.group_metrics.metrics.race.selection_rate_ratio", "op": ">=", "threshold": 0.8,
+             "value": 0.62, "ci": None, "result": "fail", "severity": "blocker", "maps_to": ["EU AI Act Art. 10(2)(f)"]},
+            {"id": "acc-gap", "description": "Accuracy gap between groups",
+             "metric": "checks.group_metrics.metrics.gender.accuracy_difference", "op": "<=", "threshold": 0.05,
+             "value": 0.02, "ci": None, "result": "pass", "severity": "warning", "maps_to": []},
+            {"id": "age-tpr", "description": "TPR gap across ages",
+             "metric": "checks.group_metrics.metrics.age.tpr_difference", "op": "<=", "threshold": 0.1,
+             "value": None, "ci": None, "result": "insufficient_data", "severity": "warning", "maps_to": ["NIST AI RMF MEASURE 2.11"]},
+        ]},
+        "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.4}, "seconds_total": 2.0},
+        "environment": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "fairlearn": "0.15.0", "platform": "Linux-x86_64"},
+    }

@@ -1,0 +1,147 @@
+"""The PDF report: rendered once per module from the same HTML, read back with pypdf."""
+from __future__ import annotations
+
+import http.server
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from pypdf import PdfReader
+
+from auditor.errors import EXIT_BAD_INPUT
+from auditor.report_pdf import PdfUnavailableError, render_pdf, write_pdf
+from tests.report_fixtures import results_v2
+
+A4 = (595, 842)  # points, rounded
+
+
+@pytest.fixture(scope="module")
+def pdf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pdf(results_v2(), tmp_path_factory.mktemp("pdf"))
+
+
+@pytest.fixture(scope="module")
+def pages(pdf_path: Path) -> list[str]:
+    return [p.extract_text() for p in PdfReader(pdf_path).pages]
+
+
+def _page_of(pages: list[str], heading: str) -> int:
+    """1-based number of the first page after the contents whose text starts a line with ``heading``."""
+    for i, text in enumerate(pages[1:], start=2):
+        if re.search(rf"^{re.escape(heading)}$", text, re.MULTILINE):
+            return i
+    raise AssertionError(f"{heading!r} not found")
+
+
+def test_write_pdf_leaves_only_the_pdf(pdf_path: Path) -> None:
+    assert pdf_path.name == "report.pdf" and [p.name for p in pdf_path.parent.iterdir()] == ["report.pdf"]
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+
+
+def test_pages_are_a4(pdf_path: Path) -> None:
+    for page in PdfReader(pdf_path).pages:
+        assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == A4
+
+
+def test_first_page_has_the_verdict_and_the_contents(pages: list[str]) -> None:
+    first = pages[0]
+    assert "FAIL" in first and "Contents" in first.title() and "Executive summary" in first
+    assert "FAIL: the model does not meet 2 blocking requirements" in re.sub(r"\s+", " ", first)
+
+
+def test_every_page_is_numbered_page_x_of_y(pages: list[str]) -> None:
+    n = len(pages)
+    assert n > 5
+    for i, text in enumerate(pages, start=1):
+        assert f"Page {i} of {n}" in text
+
+
+def test_running_header_names_the_model_and_verdict_after_the_first_page(pages: list[str]) -> None:
+    assert "Audit report · shortcut_cnn" not in pages[0]
+    for text in pages[1:]:
+        assert "Audit report · shortcut_cnn" in text and "Verdict: FAIL" in text
+
+
+def test_contents_give_the_page_each_section_starts_on(pages: list[str]) -> None:
+    toc = dict(re.findall(r"^(Policy clauses|Methodology and limitations|Reproducibility)[ .]*?(\d+)$", pages[0], re.MULTILINE))
+    assert set(toc) == {"Policy clauses", "Methodology and limitations", "Reproducibility"}
+    for heading, page in toc.items():
+        assert _page_of(pages, heading) == int(page)
+
+
+def test_clause_ids_and_group_names_are_in_the_text(pages: list[str]) -> None:
+    text = "\n".join(pages)
+    flat = re.sub(r"\s+", "", text)
+    for clause in results_v2()["policy"]["clauses"]:
+        assert re.sub(r"\s+", "", clause["id"]) in flat
+    for group in ("female", "male", "0-19", "60+", "asian", "black", "indian", "white", "female & black"):
+        assert group in text
+
+
+def test_links_in_the_pdf_are_internal_only(pdf_path: Path) -> None:
+    for page in PdfReader(pdf_path).pages:
+        for annot in page.get("/Annots") or []:
+            action = annot.get_object().get("/A")
+            assert action is None or action.get_object().get("/S") != "/URI"
+    raw = pdf_path.read_bytes()
+    assert b"/JavaScript" not in raw and b"/Launch" not in raw
+
+
+class _Counter(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Counter.hits.append(self.path)
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_external_urls_are_never_fetched(tmp_path: Path) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret.css"
+    secret.write_text('body::before { content: "SECRET-FROM-DISK"; }')
+    url = f"http://127.0.0.1:{server.server_port}"
+    html = (f'<html><head><link rel="stylesheet" href="{url}/a.css"><link rel="stylesheet" href="file://{secret}">'
+            f'<style>@import url("{url}/b.css"); p {{ background: url("file:///etc/passwd"); }}</style></head>'
+            f'<body><p>visible</p><img src="{url}/c.png"><img src="file:///etc/passwd"><img src="{secret}"></body></html>')
+    try:
+        data = render_pdf(html=html)
+    finally:
+        server.shutdown()
+    text = "".join(p.extract_text() for p in PdfReader(__import__("io").BytesIO(data)).pages)
+    assert _Counter.hits == []
+    assert "visible" in text and "SECRET-FROM-DISK" not in text and "root:" not in text
+
+
+def test_missing_weasyprint_is_exit_2_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # makes `import weasyprint` raise ImportError
+    with pytest.raises(PdfUnavailableError) as err:
+        render_pdf(html="<p>x</p>")
+    assert err.value.exit_code == EXIT_BAD_INPUT
+    assert "pip install weasyprint" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_pango_is_exit_2_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoPango:
+        def find_spec(self, name: str, *args: object) -> None:
+            if name == "weasyprint":
+                raise OSError("cannot load library 'libpango-1.0-0': libpango-1.0-0: cannot open shared object file")
+
+    monkeypatch.delitem(sys.modules, "weasyprint", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoPango(), *sys.meta_path])
+    with pytest.raises(PdfUnavailableError) as err:
+        render_pdf(html="<p>x</p>")
+    assert err.value.exit_code == EXIT_BAD_INPUT
+    assert "apt-get install libpango-1.0-0 libpangoft2-1.0-0" in str(err.value) and "libpango" in str(err.value)
+
+
+def test_same_results_give_the_same_pdf_bytes() -> None:
+    results = {"schema_version": 1, "created": "2026-01-01T00:00:00Z", "policy": {"name": "p", "verdict": "pass", "clauses": []}}
+    assert render_pdf(results) == render_pdf(results)
