@@ -48,7 +48,9 @@ def _group_metrics(params: dict[str, Any]) -> list[dict[str, str]]:
     if params.get("n_perm"):
         tests += (f" Each gap between the highest and the lowest group is tested against {_num(params['n_perm'])} random "
                   "permutations of the group labels that keep every group's size: the p-value is the share of "
-                  "permutations with a gap at least as large (one-sided).")
+                  "permutations with a gap at least as large (one-sided). Calibration gaps (ECE, Brier) and scopes "
+                  "with many groups and cells use fewer permutations, at least 1,000 (recorded per scope in "
+                  "results.json as n_perm and n_perm_calibration).")
     corr = str(params.get("correction") or "")
     alpha = params.get("alpha")
     if corr:

@@ -35,7 +35,8 @@ def make_context(n: int, seed: int = 0) -> CheckContext:
     })
     y_true = table["label"].to_numpy()
     y_pred = np.where(rng.random(n) < 0.15, 1 - y_true, y_true)
-    logits = np.stack([-y_pred, y_pred], axis=1).astype(float)
+    margin = rng.gamma(2.0, 1.0, n) * np.where(y_pred == 1, 1.0, -1.0)  # confidences spread over the bins
+    logits = np.stack([-margin / 2, margin / 2], axis=1)
     probe = Probe("bench", "bench", None, table, ["neg", "pos"], "label", ["gender", "age", "race"])
     pred = Predictions(np.arange(n), logits, y_true, y_pred)
     return CheckContext(model=None, probe=probe, predictions=pred, classes=["neg", "pos"], positive_class=1,  # type: ignore[arg-type]

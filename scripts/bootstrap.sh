@@ -34,5 +34,14 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "bootstrap: install failed; the pip log is in $log" >&2
     exit 2
   fi
+  # PDF reports need Pango (weasyprint loads it at import); install it where we can, else say so.
+  if ! .venv/bin/python -c "import weasyprint" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bootstrap: installing Pango for PDF reports (apt-get)" >&2
+      { apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; } >>"$log" 2>&1 || true
+    fi
+    .venv/bin/python -c "import weasyprint" >/dev/null 2>&1 \
+      || echo "bootstrap: warning: PDF reports are unavailable (install libpango-1.0-0 libpangoft2-1.0-0); HTML, Markdown and JUnit work" >&2
+  fi
   echo "$want" > "$stamp"
 fi

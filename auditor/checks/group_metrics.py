@@ -126,7 +126,7 @@ class GroupMetrics(Check):
         overall, scopes, empty = build_scopes(table, list(ctx.attributes), cfg["max_intersection_order"])
         result = CheckResult(params={**cfg, "positive_class": ctx.classes[positive] if positive is not None else None,
                                      "averaging": "binary" if positive is not None else "macro one-vs-rest",
-                                     "interval": "percentile bootstrap (multinomial resampling of confusion cells)",
+                                     "interval": "percentile bootstrap (multinomial resampling of confusion cells); a gap's interval follows its pair of groups",
                                      "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest"})
         ci = _Interval(cfg["confidence"])
         group_p: list[tuple[dict[str, Any], float]] = []
@@ -341,7 +341,9 @@ class GroupMetrics(Check):
         keep = eligible[codes]
         remap = np.cumsum(eligible) - 1
         cal = calibration_cells(probs[keep], y_true[keep], remap[codes[keep]], int(eligible.sum()), self.config["ece_bins"], positive)
-        null_cal = calibration_from_counts(sig.permute_cells(cal.counts, n_perm, _rng(seed, scope.name, 4)), _pool(cal))
+        n_perm_cal = _affordable(min(self.config["n_perm"], CALIBRATION_PERMUTATIONS), cal.counts)
+        metrics["n_perm_calibration"] = n_perm_cal
+        null_cal = calibration_from_counts(sig.permute_cells(cal.counts, n_perm_cal, _rng(seed, scope.name, 4)), _pool(cal))
         for m in CALIBRATION:
             spreads[m] = boot.disparity_draws(null_cal[m])["difference"]
         spreads["equalized_odds"] = np.fmax(spreads["tpr"], spreads["fpr"])
@@ -409,15 +411,18 @@ class GroupMetrics(Check):
                 e["significant"] = bool(a < alpha) if np.isfinite(a) else None
 
 
-MAX_DRAWS = 20_000_000
-"""Hypergeometric draws one permutation test may take (about 4 s): many classes get fewer permutations."""
+CALIBRATION_PERMUTATIONS = 2000
+"""At most this many permutations for ECE and Brier gaps: their cells are groups x bins x correct."""
+MAX_DRAWS = 3_000_000
+"""Hypergeometric draws one permutation test may take (about 0.5 s on one core): many groups x many
+classes or confidence bins get fewer permutations (at least 1,000)."""
 
 
 def _affordable(n_perm: int, cells: np.ndarray) -> int:
     """``n_perm``, or fewer (at least 1,000) when the groups x live cells would cost more than MAX_DRAWS."""
     flat = cells.reshape(len(cells), -1)
     per_perm = max(1, (len(cells) - 1) * (int((flat.sum(axis=0) > 0).sum()) - 1))
-    return int(min(n_perm, max(1000, MAX_DRAWS // per_perm)))
+    return int(min(n_perm, max(min(n_perm, 1000), MAX_DRAWS // per_perm)))
 
 
 def _copy_twins(by_group: dict[str, Any]) -> None:
