@@ -158,9 +158,10 @@ def _validate_metric(path: str, where: str) -> None:
     names = check_names()
     valid: list[str] = []
     for n in names:
-        for leaf in get_check(n).metric_names:
-            valid.append(f"checks.{n}.metrics.*.{leaf}")
-            valid.append(f"checks.{n}.metrics.overall.{leaf}")
+        check = get_check(n)
+        overall = check.overall_metric_names if check.overall_metric_names is not None else check.metric_names
+        valid += [f"checks.{n}.metrics.*.{leaf}" for leaf in check.metric_names]
+        valid += [f"checks.{n}.metrics.overall.{leaf}" for leaf in overall]
     if len(parts) < 5 or parts[0] != "checks" or parts[2] != "metrics":
         raise _metric_error(path, where, "is not of the form checks.CHECK.metrics.SCOPE.METRIC", valid)
     if parts[1] not in names:
@@ -168,6 +169,9 @@ def _validate_metric(path: str, where: str) -> None:
     leaf = parts[4]
     if leaf not in get_check(parts[1]).metric_names or len(parts) > 6 or (len(parts) == 6 and parts[5] != "value"):
         raise _metric_error(path, where, f"names no metric of {parts[1]}", valid)
+    overall = get_check(parts[1]).overall_metric_names
+    if parts[3] == "overall" and overall is not None and leaf not in overall:
+        raise _metric_error(path, where, f"has no overall value ({leaf} compares groups; use * or a scope name)", valid)
     if "*" in parts[3] and parts[3] != "*" or any("*" in p for p in parts[:3] + parts[4:]):
         raise _metric_error(path, where, "may use * only as the whole SCOPE part", valid)
 

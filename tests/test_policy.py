@@ -144,6 +144,8 @@ PARSE_ERRORS = [
     ("threshold not a number", ("threshold: 0.1", "threshold: high"), r"threshold 'high'; it must be a number"),
     ("unknown metric leaf", ("accuracy_difference", "acuracy_difference"),
      r"names no metric of group_metrics; valid paths near it: checks\.group_metrics\.metrics\.\*\.accuracy_difference"),
+    ("disparity asked of overall", ("metrics.*.accuracy_difference", "metrics.overall.accuracy_difference"),
+     r"has no overall value \(accuracy_difference compares groups; use \* or a scope name\)"),
     ("unknown check", ("checks.group_metrics.metrics.*.accuracy", "checks.group_metrix.metrics.*.accuracy"), r"no registered check 'group_metrix'"),
     ("path not of the form", ("checks.group_metrics.metrics.*.accuracy_difference", "group_metrics.accuracy_difference"),
      r"is not of the form checks\.CHECK\.metrics\.SCOPE\.METRIC"),

@@ -148,6 +148,8 @@ class Check:
     params: ClassVar[Mapping[str, Param]] = {}
     metric_names: ClassVar[tuple[str, ...]] = ()
     """Leaf names a policy clause may reference under ``checks.<name>.metrics.<scope>.``."""
+    overall_metric_names: ClassVar[tuple[str, ...] | None] = None
+    """Leaf names under ``checks.<name>.metrics.overall.`` (None: the same as ``metric_names``)."""
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))

@@ -114,6 +114,7 @@ class GroupMetrics(Check):
         "max_intersection_order": Param(int, 3, "largest number of attributes crossed in an intersection (1: none)", low=1, high=4),
     }
     metric_names = RATES + DISPARITY_METRICS + ("n",)
+    overall_metric_names = RATES + ("n",)
 
     def run(self, ctx: CheckContext) -> CheckResult:
         start = time.perf_counter()
