@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--seed", type=int, default=0)
     ps.add_argument("--size", type=int, default=64)
     ps.add_argument("--shortcut", type=float, default=0.0, help="training sets: how strongly the watermark cue follows the label (0..1)")
-    ps.add_argument("--watermark", type=float, default=0.4, help="rate of the watermark cue where it does not follow the label (0..1)")
+    ps.add_argument("--watermark", type=float, default=0.4, help="rate of the planted cue where it does not follow the label (0..1)")
+    ps.add_argument("--cue", choices=["watermark", "sticker"], default="watermark",
+                    help="the planted cue: watermark (7x7 stamp, top-left) or sticker (9x9 orange disc, bottom-right)")
     ps.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
     pc = psub.add_parser("check", help="print counts per attribute and group")
     pc.add_argument("probe")
@@ -197,7 +199,7 @@ def _cmd_probe(ns: argparse.Namespace) -> int:
         raise UsageError(f"--n must be at least 1; got {ns.n}")
     if not 0.0 <= ns.shortcut <= 1.0:
         raise UsageError(f"--shortcut must be in [0, 1]; got {ns.shortcut}")
-    probe = generate_training_set(ns.n, seed=ns.seed, shortcut=ns.shortcut, size=ns.size, watermark=ns.watermark)
+    probe = generate_training_set(ns.n, seed=ns.seed, shortcut=ns.shortcut, size=ns.size, watermark=ns.watermark, cue=ns.cue)
     out = write_manifest_folder(probe, Path(ns.out), force=ns.force)
     print(f"wrote {len(probe)} images and manifest.csv to {out}")
     return 0

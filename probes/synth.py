@@ -1,8 +1,9 @@
 """The built-in synthetic probe ``synth:faces``: deterministic face-like images with known annotations.
 
 ``open_synth("synth:faces:n=2000,seed=3")`` builds the table up front from a seeded RNG (gender,
-age, race, the task label ``smiling``, whether the planted watermark cue is drawn, the subject box)
-and renders image ``i`` lazily in `SynthProbe.load_image` (drawing in `probes.synth_render`).
+age, race, the task label ``smiling``, whether the planted cue is drawn, the subject box) and
+renders image ``i`` lazily in `SynthProbe.load_image` (drawing in `probes.synth_render`). The cue
+is the ``watermark`` (default) or, with ``cue=sticker``, an orange disc in the bottom-right corner.
 Groups are balanced and the cue is independent of the label: an unbiased model does equally well
 on every group. `generate_training_set` makes biased training sets (a cue correlated with the
 label, under-represented groups) and `write_manifest_folder` writes any of them as a canonical
@@ -32,11 +33,14 @@ from probes.base import (
     parse_age_buckets,
 )
 from probes.synth_render import (
+    CUE_KINDS,
     GENERATOR_VERSION,
     WATERMARK_COLOURS,
     WATERMARK_ORIGIN,
     WATERMARK_PATTERN,
     FaceSpec,
+    cue_box,
+    cue_mask,
     render,
     sample_appearance,
     watermark_box,
@@ -59,6 +63,9 @@ __all__ = [
     "WATERMARK_COLOURS",
     "watermark_box",
     "watermark_pixels",
+    "CUE_KINDS",
+    "cue_box",
+    "cue_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,7 +75,7 @@ GENDERS = ("female", "male")
 RACES = ("white", "black", "asian", "indian")
 # ages are drawn uniformly within one of these ranges, the range chosen with equal weight
 AGE_RANGES: dict[str, tuple[int, int]] = {"0-19": (5, 19), "20-39": (20, 39), "40-59": (40, 59), "60+": (60, 85)}
-SYNTH_DEFAULTS: dict[str, Any] = {"n": 1200, "seed": 0, "size": 64, "watermark": 0.4}
+SYNTH_DEFAULTS: dict[str, Any] = {"n": 1200, "seed": 0, "size": 64, "watermark": 0.4, "cue": "watermark"}
 _KINDS = ("faces",)
 _ANNOTATIONS = ("gender", "age", "race", "smiling", "watermark")
 
@@ -77,27 +84,42 @@ _ANNOTATIONS = ("gender", "age", "race", "smiling", "watermark")
 class SynthProbe(Probe):
     """A generated probe: ``table`` as for every probe, images rendered on demand from each row.
 
-    Extra columns: ``smiling`` ("smiling"/"not_smiling"), ``watermark`` ("yes"/"no": the planted cue
-    is drawn) and ``synth_id`` (the per-image RNG index), so a subset of rows still renders the same.
+    Extra columns: ``smiling`` ("smiling"/"not_smiling"), ``watermark`` ("yes"/"no": the planted cue,
+    whichever kind, is drawn) and ``synth_id`` (the per-image RNG index), so a subset of rows still
+    renders the same. The cue kind is ``meta["cue"]`` (absent for the default ``watermark``, so
+    default probes keep their hash); `cue` and `cue_box` say which and where, for tests: a check
+    must find the cue without them.
     """
+
+    @property
+    def cue(self) -> str:
+        """The planted cue's kind, one of `CUE_KINDS`."""
+        return str(self.meta.get("cue", "watermark"))
+
+    @property
+    def cue_box(self) -> tuple[int, int, int, int]:
+        """The planted cue's box ``(x0, y0, x1, y1)`` (x1/y1 exclusive), the same in every image that has it."""
+        return cue_box(self.cue, int(self.meta["size"]))
 
     def load_image(self, i: int) -> Image.Image:
         """Render image ``i`` (RGB, ``meta['size']`` pixels square)."""
         row = self.table.iloc[i]
-        ap = sample_appearance(int(self.meta["seed"]), int(row["synth_id"]), _spec(row), int(self.meta["size"]))
-        return render(ap, _spec(row))
+        spec = _spec(row, self.cue)
+        ap = sample_appearance(int(self.meta["seed"]), int(row["synth_id"]), spec, int(self.meta["size"]))
+        return render(ap, spec)
 
     def image_path(self, i: int) -> Path:
         raise ProbeError("a synthetic probe has no image files; write it with 'auditor probe synth --out DIR' to get them")
 
 
-def _spec(row: pd.Series) -> FaceSpec:
+def _spec(row: pd.Series, cue: str = "watermark") -> FaceSpec:
     return FaceSpec(
         gender=str(row["gender"]),
         age=int(row["age_raw"]),
         race=str(row["race"]),
         smiling=row.get("expression", row["smiling"]) == "smiling",
         watermark=row["watermark"] == "yes",
+        cue=cue,
     )
 
 
@@ -115,6 +137,9 @@ def _parse_options(source: str) -> dict[str, Any]:
         key = key.strip()
         if not sep or key not in SYNTH_DEFAULTS:
             raise ProbeError(f"unknown option {item!r} in {source!r}; valid options are {valid}")
+        if key == "cue":
+            opts[key] = _check_cue(value.strip(), f"option cue={value!r} in {source!r}")
+            continue
         try:
             opts[key] = float(value) if key == "watermark" else int(value)
         except ValueError:
@@ -124,6 +149,12 @@ def _parse_options(source: str) -> dict[str, Any]:
     _check_range("size", opts["size"], 32, 1024)
     _check_range("watermark", opts["watermark"], 0.0, 1.0)
     return opts
+
+
+def _check_cue(value: str, what: str) -> str:
+    if value not in CUE_KINDS:
+        raise ProbeError(f"{what} is not a cue kind; use " + " or ".join(f"cue={k}" for k in CUE_KINDS))
+    return value
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
@@ -255,7 +286,8 @@ def _make_probe(
     if "expression" in ann.columns:
         table["expression"] = ann["expression"].astype(object)
     table["synth_id"] = np.arange(len(ann))
-    table["subject_box"] = [sample_appearance(seed, i, _spec(row), size).box for i, row in table.iterrows()]
+    cue = str(meta.get("cue", "watermark"))
+    table["subject_box"] = [sample_appearance(seed, i, _spec(row, cue), size).box for i, row in table.iterrows()]
     table["subject_mask"] = None
     target = target or "smiling"
     if target not in _ANNOTATIONS:
@@ -283,7 +315,10 @@ def open_synth(
     age_buckets: str = DEFAULT_AGE_BUCKETS,
     class_names: Sequence[str] | None = None,
 ) -> SynthProbe:
-    """Open ``synth:faces[:n=N,seed=S,size=PX,watermark=RATE]`` as a probe (balanced groups, cue independent of the label).
+    """Open ``synth:faces[:n=N,seed=S,size=PX,watermark=RATE,cue=KIND]`` as a probe (balanced groups, cue independent of the label).
+
+    ``cue`` picks the planted cue (`CUE_KINDS`: ``watermark``, the default, or ``sticker``);
+    ``watermark=RATE`` is the share of images that get it, whichever kind.
 
     ``target`` names the label column (default ``smiling``; also gender, age, race, watermark);
     ``sensitive`` the audited attributes (default gender, age, race, less the target; named ones are kept as given,
@@ -292,7 +327,8 @@ def open_synth(
     opts = _parse_options(source)
     ann = _annotations(opts["n"], opts["seed"], watermark=opts["watermark"])
     logger.debug("synthetic probe %s: %s", source, opts)
-    return _make_probe(source, ann, dict(opts), target=target, sensitive=sensitive, age_buckets=age_buckets, class_names=class_names)
+    meta = {k: v for k, v in opts.items() if not (k == "cue" and v == "watermark")}  # default probes keep their hash
+    return _make_probe(source, ann, meta, target=target, sensitive=sensitive, age_buckets=age_buckets, class_names=class_names)
 
 
 def generate_training_set(
@@ -305,8 +341,11 @@ def generate_training_set(
     size: int = 64,
     watermark: float = 0.4,
     label_noise: Mapping[str, Mapping[str, float]] | None = None,
+    cue: str = "watermark",
 ) -> SynthProbe:
     """A (possibly biased) synthetic training set with the label ``smiling``.
+
+    ``cue`` is the planted cue's kind (`CUE_KINDS`); the rates below apply to it whichever it is.
 
     ``shortcut`` > 0 plants the cue with that rate on smiling images and ``1 - shortcut`` on the
     others (0.95: on 95% of smiling, 5% of not-smiling images), only within ``shortcut_groups``
@@ -319,6 +358,7 @@ def generate_training_set(
     for name, value, lo, hi in (("n", n, 1, 10_000_000), ("shortcut", shortcut, 0.0, 1.0), ("size", size, 32, 1024), ("watermark", watermark, 0.0, 1.0)):
         if not lo <= value <= hi:
             raise ProbeError(f"generate_training_set: {name}={value} is out of range; use {lo} <= {name} <= {hi}")
+    _check_cue(cue, f"generate_training_set: cue={cue!r}")
     ann = _annotations(
         n, seed, watermark=watermark, shortcut=shortcut, shortcut_groups=shortcut_groups, group_weights=group_weights, label_noise=label_noise
     )
@@ -333,6 +373,9 @@ def generate_training_set(
         "label_noise": {k: dict(v) for k, v in (label_noise or {}).items()},
     }
     source = f"synth:faces:n={n},seed={seed},size={size},watermark={watermark}"
+    if cue != "watermark":  # default sets keep their hash
+        meta["cue"] = cue
+        source += f",cue={cue}"
     if shortcut or group_weights or label_noise:
         source += " (training set: " + ", ".join(f"{k}={meta[k]}" for k in ("shortcut", "shortcut_groups", "group_weights", "label_noise") if meta[k]) + ")"
     return _make_probe(source, ann, meta, target=None, sensitive=None, age_buckets=DEFAULT_AGE_BUCKETS, class_names=None)
@@ -342,7 +385,8 @@ def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, forc
     """Write ``probe``'s images as PNG plus a canonical ``manifest.csv``; return the folder.
 
     Columns: path, label (class name), gender, age (years), race, smiling (unless it is the label),
-    watermark, subject_box ("x0,y0,x1,y1"). Written into a temporary folder beside ``out_dir`` and
+    watermark (the cue is drawn), cue (its kind; only for a cue other than the default watermark),
+    subject_box ("x0,y0,x1,y1"). Written into a temporary folder beside ``out_dir`` and
     renamed into place; an existing non-empty ``out_dir`` is refused unless ``force``.
     """
     out = Path(out_dir)
@@ -363,6 +407,8 @@ def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, forc
         for col in ("gender", "age_raw", "race", "smiling", "expression", "watermark"):
             if col in t.columns and not (col == "smiling" and probe.target == "smiling"):
                 manifest["age" if col == "age_raw" else col] = t[col].to_numpy()
+        if isinstance(probe, SynthProbe) and probe.cue != "watermark":  # default folders keep their columns
+            manifest["cue"] = probe.cue
         manifest["subject_box"] = [",".join(str(int(v)) for v in box) if box is not None else "" for box in t["subject_box"]]
         manifest.to_csv(tmp / "manifest.csv", index=False)
         if out.exists():

@@ -3,7 +3,9 @@
 One image is a pure function of ``(seed, synth_id, FaceSpec, size)``: a per-image RNG seeded with
 ``[seed, synth_id]`` draws every nuisance (layout, background, appearance, lighting, noise) up front
 (`sample_appearance`), then `render` paints it at twice the size and box-downsamples, applies the
-lighting, and finally stamps the planted watermark cue (after capture, so it is not lit).
+lighting, and finally stamps the planted cue (after capture, so it is not lit): the ``watermark``
+(a square magenta/green logo, top-left) or the ``sticker`` (a solid orange disc, bottom-right),
+chosen by ``FaceSpec.cue`` (`CUE_KINDS`); the face is laid out off the chosen cue's box.
 
 The annotations shape the face: skin tone and hair colour follow ``race``; hair length, jaw and
 face width follow ``gender``; face roundness, eye size, wrinkle lines and grey hair follow ``age``;
@@ -26,9 +28,18 @@ __all__ = [
     "WATERMARK_ORIGIN",
     "WATERMARK_PATTERN",
     "WATERMARK_COLOURS",
+    "STICKER_MARGIN",
+    "STICKER_PATTERN",
+    "STICKER_COLOUR",
+    "CUE_KINDS",
     "REFERENCE_SIZE",
     "watermark_box",
     "watermark_pixels",
+    "sticker_box",
+    "sticker_pixels",
+    "cue_box",
+    "cue_mask",
+    "stamp_cue",
     "sample_appearance",
     "render",
 ]
@@ -51,6 +62,25 @@ WATERMARK_PATTERN: tuple[str, ...] = (
     "MMMMMMM",
 )
 _WM_INDEX = {"M": 0, "G": 1, "W": 2}
+
+# The second cue kind, for a model and cue a check was not tuned on: a solid disc of saturated
+# orange, 9 px across at the reference size ("O" in the pattern; "." pixels are left as they are),
+# STICKER_MARGIN pixels in from the bottom-right corner. No other part of an image is drawn at full
+# saturation in this hue (backgrounds stop at saturation 0.6; skin and hair are duller).
+STICKER_MARGIN = 3  # gap between the disc's box and the right/bottom edges at REFERENCE_SIZE
+STICKER_COLOUR: tuple[int, int, int] = (255, 140, 0)
+STICKER_PATTERN: tuple[str, ...] = (
+    "..OOOOO..",
+    ".OOOOOOO.",
+    "OOOOOOOOO",
+    "OOOOOOOOO",
+    "OOOOOOOOO",
+    "OOOOOOOOO",
+    "OOOOOOOOO",
+    ".OOOOOOO.",
+    "..OOOOO..",
+)
+CUE_KINDS = ("watermark", "sticker")
 
 SKIN: dict[str, list[tuple[int, int, int]]] = {
     "white": [(240, 214, 196), (236, 204, 184), (225, 185, 160), (214, 172, 146)],
@@ -85,7 +115,8 @@ class FaceSpec:
     age: int  # years
     race: str  # "white" | "black" | "asian" | "indian"
     smiling: bool
-    watermark: bool
+    watermark: bool  # the planted cue is drawn
+    cue: str = "watermark"  # which cue: one of CUE_KINDS
 
 
 @dataclass
@@ -135,6 +166,46 @@ def watermark_pixels(size: int) -> np.ndarray:
     idx = np.array([[_WM_INDEX[c] for c in row] for row in WATERMARK_PATTERN])
     pix = np.array(WATERMARK_COLOURS, dtype=np.uint8)[idx]
     return np.kron(pix, np.ones((cell, cell, 1), dtype=np.uint8)).astype(np.uint8)
+
+
+def sticker_box(size: int) -> tuple[int, int, int, int]:
+    """The sticker's box ``(x0, y0, x1, y1)`` (x1/y1 exclusive) in an image of ``size`` pixels."""
+    cell = max(1, round(size / REFERENCE_SIZE))
+    x1 = y1 = size - round(STICKER_MARGIN * size / REFERENCE_SIZE)
+    n = len(STICKER_PATTERN)
+    return x1 - n * cell, y1 - n * cell, x1, y1
+
+
+def sticker_pixels(size: int) -> np.ndarray:
+    """The sticker as an ``(h, w, 3)`` uint8 array over its box (0 where `cue_mask` is False)."""
+    return np.where(cue_mask("sticker", size)[:, :, None], np.array(STICKER_COLOUR, dtype=np.uint8), np.uint8(0)).astype(np.uint8)
+
+
+def cue_box(kind: str, size: int) -> tuple[int, int, int, int]:
+    """The box of cue ``kind`` (one of `CUE_KINDS`) in an image of ``size`` pixels."""
+    if kind not in CUE_KINDS:
+        raise ValueError(f"unknown cue kind {kind!r}; use one of {list(CUE_KINDS)}")
+    return watermark_box(size) if kind == "watermark" else sticker_box(size)
+
+
+def cue_mask(kind: str, size: int) -> np.ndarray:
+    """Which pixels of `cue_box` the cue ``kind`` paints, as an ``(h, w)`` bool array."""
+    if kind not in CUE_KINDS:
+        raise ValueError(f"unknown cue kind {kind!r}; use one of {list(CUE_KINDS)}")
+    pattern = WATERMARK_PATTERN if kind == "watermark" else STICKER_PATTERN
+    cell = max(1, round(size / REFERENCE_SIZE))
+    mask = np.array([[c != "." for c in row] for row in pattern])
+    return np.kron(mask, np.ones((cell, cell), dtype=bool)).astype(bool)
+
+
+def stamp_cue(arr: np.ndarray, kind: str) -> None:
+    """Paint cue ``kind`` into the square ``(size, size, 3)`` uint8 image ``arr`` in place."""
+    x0, y0, x1, y1 = cue_box(kind, arr.shape[0])
+    if kind == "watermark":
+        arr[y0:y1, x0:x1] = watermark_pixels(arr.shape[0])
+    else:
+        patch = arr[y0:y1, x0:x1]
+        patch[cue_mask(kind, arr.shape[0])] = np.array(STICKER_COLOUR, dtype=np.uint8)
 
 
 def _mix(c1: Sequence[float], c2: Sequence[float], t: float) -> tuple[float, float, float]:
@@ -205,16 +276,25 @@ def sample_appearance(seed: int, synth_id: int, spec: FaceSpec, size: int) -> Ap
     p["noise"] = d.uniform(1.0, 6.0)
     cast = (d.uniform(0.92, 1.08), d.uniform(0.92, 1.08), d.uniform(0.92, 1.08))
     box = _subject_box(cx, cy, a, b, p, size)
-    # keep the subject off the watermark corner: shift the head right/down as little as needed
-    wx0, wy0, wx1, wy1 = watermark_box(size)
     margin = max(1, round(size / 32))
-    if box[0] < wx1 + margin and box[1] < wy1 + margin:
-        dx, dy = wx1 + margin - box[0], wy1 + margin - box[1]
-        if dx <= dy:
-            cx += dx
-        else:
-            cy += dy
-        box = _subject_box(cx, cy, a, b, p, size)
+    if spec.cue == "sticker":
+        # keep the subject off the sticker: shift the head left as little as needed (the neck and
+        # long hair reach the bottom edge, so shifting up would not do)
+        sx0, sy0, _, _ = sticker_box(size)
+        for _ in range(2):  # a second pass where the box was clipped at the right edge
+            if box[2] > sx0 - margin and box[3] > sy0 - margin:
+                cx -= box[2] - (sx0 - margin)
+                box = _subject_box(cx, cy, a, b, p, size)
+    else:
+        # keep the subject off the watermark corner: shift the head right/down as little as needed
+        wx0, wy0, wx1, wy1 = watermark_box(size)
+        if box[0] < wx1 + margin and box[1] < wy1 + margin:
+            dx, dy = wx1 + margin - box[0], wy1 + margin - box[1]
+            if dx <= dy:
+                cx += dx
+            else:
+                cy += dy
+            box = _subject_box(cx, cy, a, b, p, size)
     colours = {"skin": skin, "hair": hair, "iris": iris, "lips": lips, "bg1": bg1, "bg2": bg2, "cast": cast}
     return Appearance(seed, synth_id, size, cx, cy, a, b, box, p, colours)  # type: ignore[arg-type]
 
@@ -379,6 +459,5 @@ def render(ap: Appearance, spec: FaceSpec, *, draw_person: bool = True) -> Image
         _draw_person(ImageDraw.Draw(im), ap, float(sc))
     arr = _light(np.asarray(im.reduce(sc)), ap, rng)
     if spec.watermark:
-        x0, y0, x1, y1 = watermark_box(ap.size)
-        arr[y0:y1, x0:x1] = watermark_pixels(ap.size)
+        stamp_cue(arr, spec.cue)
     return Image.fromarray(arr, mode="RGB")

@@ -1,8 +1,10 @@
 """Small sample classifiers for the synthetic probe, their trained weights and the recipe that trained them.
 
-``shortcut_cnn/`` learned the planted watermark cue within an under-represented group;
-``clean_cnn/`` was trained on a balanced set without it. Each folder holds ``model.safetensors``
-and a ``model.yaml`` spec the auditor loads directly; `sample_models.recipe` regenerates both.
+``shortcut_cnn/`` learned the planted watermark cue (top-left) within an under-represented race group;
+``sticker_cnn/`` learned a different cue, an orange disc at the bottom-right, for the 60+ age group
+(audit it on ``synth:faces:cue=sticker``); ``clean_cnn/`` was trained on a balanced set without a
+shortcut. Each folder holds ``model.safetensors`` and a ``model.yaml`` spec the auditor loads
+directly; `sample_models.recipe` regenerates them.
 """
 from __future__ import annotations
 

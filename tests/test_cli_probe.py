@@ -37,3 +37,11 @@ def test_written_synth_probe_audits_exactly_like_the_generated_one(tmp_path):
     b = json.loads((tmp_path / "b" / "results.json").read_text())["checks"]["group_metrics"]
     assert a["by_group"] == b["by_group"]
     assert a["metrics"] == b["metrics"]
+
+
+def test_probe_synth_draws_the_cue_it_is_asked_for(tmp_path):
+    import pandas as pd
+
+    assert main(["probe", "synth", "--out", str(tmp_path / "p"), "--n", "8", "--cue", "sticker"]) == 0
+    manifest = pd.read_csv(tmp_path / "p" / "manifest.csv")
+    assert set(manifest["cue"]) == {"sticker"}

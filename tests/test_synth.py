@@ -1,6 +1,8 @@
 """The built-in synthetic probe ``synth:faces`` and its training-set generator."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from PIL import Image
 from auditor.errors import ProbeError
 from probes.base import Probe
 from probes.synth import (
+    CUE_KINDS,
     SYNTH_CLASSES,
     SynthProbe,
     generate_training_set,
@@ -17,7 +20,7 @@ from probes.synth import (
     watermark_pixels,
     write_manifest_folder,
 )
-from probes.synth_render import render, sample_appearance
+from probes.synth_render import cue_mask, render, sample_appearance
 from probes.synth import _spec
 
 
@@ -139,10 +142,12 @@ def test_age_buckets_are_configurable() -> None:
 @pytest.mark.parametrize(
     "source, match",
     [
-        ("synth:faces:colour=3", "valid options are n .*seed .*size .*watermark"),
+        ("synth:faces:colour=3", "valid options are n .*seed .*size .*watermark .*cue"),
         ("synth:faces:n=abc", "not a number"),
         ("synth:faces:watermark=2", "out of range"),
         ("synth:cars", "unknown synthetic probe"),
+        ("synth:faces:cue=dot", "not a cue kind; use cue=watermark or cue=sticker"),
+        ("synth:faces:cue=", "not a cue kind"),
     ],
 )
 def test_bad_options_are_refused_with_the_valid_ones(source: str, match: str) -> None:
@@ -223,3 +228,97 @@ def test_rendering_is_fast() -> None:
     for i in range(200):
         p.load_image(i)
     assert time.perf_counter() - t0 < 2.0  # 1,000 images in well under 10 s
+
+
+# The second cue kind, ``cue=sticker``: an orange disc in the bottom-right corner.
+
+def test_default_cue_images_and_hash_are_unchanged_by_the_cue_option() -> None:
+    # computed before the cue option existed: the default probe stays bit-identical
+    p = open_synth("synth:faces:n=12,watermark=0.5")
+    h = hashlib.sha256()
+    for i in range(12):
+        h.update(_pixels(p, i).tobytes())
+    assert h.hexdigest() == "e00f114b7e6997f59f8704217855b0a5913b03827c193e49a803ede453c163c4"
+    assert p.sha256() == "01416e9fe307ef5bf86f5a56481f73620dd047753bcb5be173ab6bfde50a9e16"
+    assert open_synth("synth:faces:n=12,watermark=0.5,cue=watermark").sha256() == p.sha256()
+    assert p.cue == "watermark" and p.cue_box == watermark_box(64) and "cue" not in p.meta
+
+
+@pytest.fixture(scope="module")
+def sticker_probe() -> SynthProbe:
+    return open_synth("synth:faces:n=200,cue=sticker")
+
+
+def test_sticker_option_parses_and_is_recorded(sticker_probe: SynthProbe) -> None:
+    assert CUE_KINDS == ("watermark", "sticker")
+    assert sticker_probe.cue == "sticker" and sticker_probe.meta["cue"] == "sticker"
+    assert sticker_probe.cue_box == (52, 52, 61, 61)  # 9x9, 3 px in from the bottom-right corner
+    assert (sticker_probe.table["watermark"] == "yes").sum() == 80  # the rate option applies to either cue
+    assert sticker_probe.sha256() != open_synth("synth:faces:n=200").sha256()
+
+
+def test_sticker_is_drawn_where_its_box_says_exactly_when_the_column_says_yes(sticker_probe: SynthProbe) -> None:
+    x0, y0, x1, y1 = sticker_probe.cue_box
+    mask = cue_mask("sticker", 64)
+    assert mask.shape == (9, 9) and mask.sum() == 69 and not mask[0, 0] and mask[4].all()  # a disc, not a square
+    orange = np.array([255, 140, 0])
+    for i in range(40):
+        img = _pixels(sticker_probe, i)
+        is_orange = (img == orange).all(axis=2)
+        drawn = sticker_probe.table.at[i, "watermark"] == "yes"
+        assert is_orange[y0:y1, x0:x1][mask].all() == drawn, i
+        outside = is_orange.copy()
+        outside[y0:y1, x0:x1] = False
+        assert not outside.any(), i  # that exact colour appears nowhere else
+        assert not np.array_equal(img[3:10, 3:10], watermark_pixels(64))  # and no watermark
+
+
+def test_sticker_stays_off_the_subject(sticker_probe: SynthProbe) -> None:
+    sx0, sy0, _, _ = sticker_probe.cue_box
+    for x0, y0, x1, y1 in sticker_probe.table["subject_box"]:
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64
+        assert x1 <= sx0 or y1 <= sy0  # no overlap with the cue
+
+
+def test_sticker_subject_box_contains_everything_drawn_for_the_person(sticker_probe: SynthProbe) -> None:
+    for i in range(30):
+        row = sticker_probe.table.iloc[i]
+        spec = _spec(row, "sticker")
+        ap = sample_appearance(0, int(row["synth_id"]), spec, 64)
+        changed = np.abs(np.asarray(render(ap, spec)).astype(int) - np.asarray(render(ap, spec, draw_person=False)).astype(int)).sum(axis=2) > 0
+        x0, y0, x1, y1 = row["subject_box"]
+        assert (x0, y0, x1, y1) == ap.box
+        inside = np.zeros_like(changed)
+        inside[y0:y1, x0:x1] = True
+        assert not changed[~inside].any(), i
+
+
+@pytest.mark.parametrize("size, box", [(32, (21, 21, 30, 30)), (128, (104, 104, 122, 122))])
+def test_sticker_scales_with_the_image_size(size: int, box: tuple[int, int, int, int]) -> None:
+    p = open_synth(f"synth:faces:n=10,size={size},cue=sticker,watermark=1")
+    assert p.cue_box == box
+    x0, y0, x1, y1 = box
+    for i in range(10):
+        patch = _pixels(p, i)[y0:y1, x0:x1]
+        assert (patch[cue_mask("sticker", size)] == [255, 140, 0]).all()
+        bx0, by0, bx1, by1 = p.table.at[i, "subject_box"]
+        assert bx1 <= x0 or by1 <= y0
+
+
+def test_training_set_takes_the_cue_kind() -> None:
+    t = generate_training_set(400, seed=5, cue="sticker", shortcut=1.0, shortcut_groups={"age": ["60+"]})
+    assert t.cue == "sticker" and "cue=sticker" in t.source
+    old = t.table[t.table["age_raw"] >= 60]
+    assert ((old["watermark"] == "yes") == (old["smiling"] == "smiling")).all()
+    i = int(np.flatnonzero(t.table["watermark"] == "yes")[0])
+    x0, y0, x1, y1 = t.cue_box
+    assert (_pixels(t, i)[y0:y1, x0:x1][cue_mask("sticker", 64)] == [255, 140, 0]).all()
+    with pytest.raises(ProbeError, match="not a cue kind"):
+        generate_training_set(10, seed=0, cue="logo")
+
+
+def test_write_manifest_folder_records_a_non_default_cue(sticker_probe: SynthProbe, tmp_path) -> None:
+    small = SynthProbe(**{**sticker_probe.__dict__, "table": sticker_probe.table.iloc[:3].reset_index(drop=True)})
+    m = pd.read_csv(write_manifest_folder(small, tmp_path / "probe") / "manifest.csv")
+    assert list(m.columns) == ["path", "label", "gender", "age", "race", "watermark", "cue", "subject_box"]
+    assert set(m["cue"]) == {"sticker"}
