@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
-    "proportion_counts", "disparity_draws", "interval",
+    "proportion_counts", "ratio_of", "disparity_draws", "interval",
 ]
 
 
@@ -110,14 +110,19 @@ def proportion_counts(c: np.ndarray, positive: int | None) -> dict[str, tuple[np
     return out
 
 
+def ratio_of(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``lo / hi`` elementwise; 1 where both are 0, NaN where only ``hi`` is (or either is NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(hi > 0, lo / np.where(hi > 0, hi, 1), np.where(lo == hi, 1.0, np.nan))
+
+
 def disparity_draws(values: np.ndarray) -> dict[str, np.ndarray]:
     """Per resample: difference (max - min), ratio (min / max) and min over the group axis (last)."""
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample where every group vanished
         lo = np.nanmin(values, axis=-1)
         hi = np.nanmax(values, axis=-1)
-        ratio = np.where(hi > 0, lo / np.where(hi > 0, hi, 1), np.where(lo == hi, 1.0, np.nan))
-        return {"difference": hi - lo, "ratio": ratio, "min": lo}
+        return {"difference": hi - lo, "ratio": ratio_of(lo, hi), "min": lo}
 
 
 def interval(draws: np.ndarray, level: float) -> list[float] | None:

@@ -271,7 +271,7 @@ class GroupMetrics(Check):
             diff_d = ratio_d = far_d = None
             if st.draws is not None and st.pooled_draws is not None:  # the same groups in every resample
                 d = st.draws[m][:, eligible]
-                diff_d, ratio_d = d[:, hi_i] - d[:, lo_i], _safe_ratio(d[:, lo_i], d[:, hi_i])
+                diff_d, ratio_d = d[:, hi_i] - d[:, lo_i], boot.ratio_of(d[:, lo_i], d[:, hi_i])
                 pair_draws[m] = {"difference": diff_d, "ratio": ratio_d}
             out[f"{m}_difference"] = {**_value(hi - lo, ci(diff_d)), "groups": pair,
                                       "excluded_groups": excluded, "p_value": None, "p_adjusted": None,
@@ -447,9 +447,3 @@ def _pool(cal: CalibrationCells) -> CalibrationCells:
 
 def _col(draws: dict[str, np.ndarray] | None, m: str, gi: int) -> np.ndarray | None:
     return None if draws is None else draws[m][:, gi]
-
-
-def _safe_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a / b`` per resample; 1 where both are 0, NaN where only ``b`` is."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(b > 0, a / np.where(b > 0, b, 1), np.where(a == b, 1.0, np.nan))
