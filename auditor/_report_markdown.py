@@ -34,6 +34,7 @@ from auditor._report_format import (
     metric_value,
     short,
 )
+from auditor._report_spurious import spurious_view
 
 __all__ = ["LIMIT", "md", "render_markdown"]
 
@@ -161,6 +162,19 @@ def _attribute_table(results: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def _spurious(results: dict[str, Any]) -> list[str]:
+    check = as_dict(dig(results, "checks", "spurious"))
+    sp = spurious_view(check, []) if check and check.get("status") != "error" else None
+    if sp is None:
+        return []
+    out = ["### Spurious cues", "", f"{md(sp['summary'], 600)}", ""]
+    for f in sp["findings"]:  # at most MAX_FINDINGS
+        out.append(f"- **{md(f['cls'], 60)}**: region {f['box']}, off-subject share {f['off_subject_text']}, "
+                   f"removal flip {f['removal']['text']}, transplant flip {f['transplant']['text']}, "
+                   f"p {fmt_p(f['p_value'])}")
+    return _rows(out, sp["findings_more"], "confirmed cues in the full report") if sp["findings"] else out
+
+
 def _errors(results: dict[str, Any]) -> list[str]:
     errors = [(n, as_dict(c).get("error")) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
     if not errors:
@@ -189,7 +203,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if model.get("sha256"):
         facts.append(f"**Model SHA-256:** {md(str(model['sha256'])[:12], 12)}…")
     out += [" · ".join(facts), ""]
-    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _errors):
+    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:

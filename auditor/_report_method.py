@@ -101,6 +101,72 @@ def _rest(params: dict[str, Any], min_n: Any, alpha: Any) -> list[dict[str, str]
     return out
 
 
+_OPERATORS = {
+    "fill": "filled with a constant colour, which removes colour and texture",
+    "blur": "blended with a blurred copy of the image, which keeps colour",
+    "pyramid": "replaced by a level of a blur pyramid that the mask value selects, which keeps colour",
+}
+
+
+def _spurious(params: dict[str, Any]) -> list[dict[str, str]]:
+    """(title, text) paragraphs for the spurious check, read from its parameters."""
+    grid = params.get("grid")
+    g = f"{grid}×{grid}" if isinstance(grid, int) and not isinstance(grid, bool) else "coarse"
+    op = str(params.get("operator") or "")
+    how = _OPERATORS.get(op, f"perturbed by the “{short(op, 40)}” operator" if op else "replaced by the run's perturbation")
+    lr = f" (Adam, learning rate {fmt_plain(params['lr'])})" if isinstance(params.get("lr"), (int, float)) else ""
+    keep = params.get("game") == "preservation"
+    game = ("the preservation game looks for the smallest region that alone keeps the predicted class's score." if keep
+            else "the deletion game looks for the smallest region whose removal destroys the predicted class's score.")
+    margin = params.get("min_margin")
+    margin = (f"{margin * 100:g} percentage points" if isinstance(margin, (int, float)) and not isinstance(margin, bool)
+              else "the configured margin")
+    rate = params.get("min_flip_rate")
+    rate = _pct(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else "the configured share"
+    alpha = fmt_plain(params["alpha"]) if isinstance(params.get("alpha"), (int, float)) else "alpha"
+    factor = fmt_plain(params.get("candidate_factor")) if isinstance(params.get("candidate_factor"), (int, float)) else "the configured"
+    cons, limit = params.get("candidate_min_consistency"), params.get("candidates_per_class")
+    return [
+        {"title": "Evidence masks", "text": (
+            f"For {_num(params.get('n_images'))} audited images, sampled evenly over the predicted classes, a mask is "
+            f"learned by gradient descent{lr} in {_num(params.get('steps'), 'the configured number of')} steps (both "
+            f"scale with --budget unless set): {game} The mask is learned at low resolution and upsampled smoothly; an area term "
+            "keeps it small and a total-variation term keeps it in one piece; the image is jittered by a few pixels "
+            f"at each step so the mask cannot rely on pixel-exact (adversarial) patterns. Masked pixels are {how}.")},
+        {"title": "Where the evidence lies", "text": (
+            f"Each image's evidence (the region its mask {'keeps' if keep else 'removes'}) is summed on a {g} grid of the input and scaled to "
+            "sum to 1; a class's evidence map is the mean over the images predicted as that class. A candidate cue is a "
+            f"group of neighbouring cells holding at least {factor} times a uniform share of the class's mean evidence in which "
+            f"at least {_pct(cons) if isinstance(cons, float) else 'the configured share'} of the images put at least twice a "
+            f"uniform share (a cue need not be in every image); the {_num(limit, 'few')} largest per class are tested. With subject boxes in the probe, the off-subject share is the "
+            "part of the evidence that lies outside the subject's box (or mask).")},
+        {"title": "Confirmation", "text": (
+            "Each candidate is tested by intervention. The region is removed (filled with the mean colour of a ring "
+            "around it) from the images predicted as its class whose own evidence lies there, and transplanted into images predicted "
+            "as other classes; the same is done with a control box of the same size where the mean evidence is lowest. "
+            f"A cue is confirmed when its removal or its transplant flips at least {rate} of the predictions, at least "
+            f"{margin} more than the control does, and the exact one-sided McNemar test of cue flips against control "
+            f"flips on the same images (both arms pooled), Holm-adjusted across all tested regions, has p < {alpha}. A confirmed candidate that lies mostly on the "
+            "subject (less than half of its evidence off the subject box) is the model using the subject, not a "
+            "finding; that can only be known when the probe has subject boxes.")},
+        {"title": "Deletion score", "text": (
+            "How well the masks explain the predictions: the area under the predicted class's probability as pixels "
+            "are removed, most evident first. Lower is better; it is compared with the same area for a random order "
+            "of the pixels.")},
+    ]
+
+
+def _spurious_limitations(check: dict[str, Any]) -> list[str]:
+    n = as_dict(check.get("params")).get("n_images")
+    out = ["Spurious cues: only the regions the masks highlight are tested, so a cue the masks never highlight is not "
+           "found; a probe without subject boxes cannot tell a cue on the subject from one off it." +
+           (f" The masks were learned for a sample of {_num(n)} images." if isinstance(n, int) else "")]
+    if dig(check, "metrics", "overall", "off_subject_share", "reason"):
+        out.append("This probe has no subject boxes: the spurious check could not say whether its evidence lies on the "
+                   "subject or off it.")
+    return out
+
+
 def _limitations(results: dict[str, Any]) -> list[str]:
     probe = as_dict(results.get("probe"))
     out = []
@@ -118,6 +184,9 @@ def _limitations(results: dict[str, Any]) -> list[str]:
                "once when base rates differ between groups (e.g. equal selection rates and equal error rates), so the "
                "policy decides which ones matter.")
     skipped = probe.get("n_skipped")
+    sp = as_dict(dig(results, "checks", "spurious"))
+    if sp and sp.get("status") != "error":
+        out += _spurious_limitations(sp)
     if isinstance(skipped, int) and skipped > 0:
         out.append(f"{skipped} probe image(s) could not be read and were left out.")
     errored = [short(n) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
@@ -129,6 +198,7 @@ def _limitations(results: dict[str, Any]) -> list[str]:
 def methodology(results: dict[str, Any]) -> dict[str, Any]:
     """Paragraphs for the Methodology and limitations section."""
     gm = as_dict(dig(results, "checks", "group_metrics"))
+    sp = as_dict(dig(results, "checks", "spurious"))
     params = as_dict(gm.get("params"))
     policy = as_dict(results.get("policy"))
     verdict = [
@@ -143,4 +213,5 @@ def methodology(results: dict[str, Any]) -> dict[str, Any]:
                        "with “if significant”, only a worsening beyond the allowance that is significant in a one-sided "
                        "z-test (standard errors read from the two intervals) fails.")
     return {"group_metrics": _group_metrics(params) if gm else [], "verdict": verdict,
+            "spurious": _spurious(as_dict(sp.get("params"))) if sp and sp.get("status") != "error" else [],
             "limitations": _limitations(results)}

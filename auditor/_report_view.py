@@ -14,6 +14,7 @@ from auditor._report_findings import clause_requirement, clauses, summary, verdi
 from auditor._report_format import as_dict, as_list, dig, short
 from auditor._report_groups import group_metrics_view
 from auditor._report_method import methodology
+from auditor._report_spurious import spurious_view
 
 __all__ = ["build_context", "verdict_of"]
 
@@ -66,6 +67,9 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
         view["error"] = "The check failed but recorded no error message."
     if name == "group_metrics" and status != "error":
         view.update(kind="group_metrics", gm=group_metrics_view(c))
+    sp = spurious_view(c, figures) if name == "spurious" and status != "error" else None
+    if sp is not None:  # its findings' own figures move next to them; the rest stay at the end of the check
+        view.update(kind="spurious", sp=sp, figures=sp["other_figures"])
     return view
 
 

@@ -160,7 +160,8 @@ def _validate_metric(path: str, where: str) -> None:
     for n in names:
         check = get_check(n)
         overall = check.overall_metric_names if check.overall_metric_names is not None else check.metric_names
-        valid += [f"checks.{n}.metrics.*.{leaf}" for leaf in check.metric_names]
+        if check.scoped:
+            valid += [f"checks.{n}.metrics.*.{leaf}" for leaf in check.metric_names]
         valid += [f"checks.{n}.metrics.overall.{leaf}" for leaf in overall]
     if len(parts) < 5 or parts[0] != "checks" or parts[2] != "metrics":
         raise _metric_error(path, where, "is not of the form checks.CHECK.metrics.SCOPE.METRIC", valid)
@@ -169,6 +170,8 @@ def _validate_metric(path: str, where: str) -> None:
     leaf = parts[4]
     if leaf not in get_check(parts[1]).metric_names or len(parts) > 6 or (len(parts) == 6 and parts[5] != "value"):
         raise _metric_error(path, where, f"names no metric of {parts[1]}", valid)
+    if parts[3] != "overall" and not get_check(parts[1]).scoped:
+        raise _metric_error(path, where, f"has a scope, but {parts[1]} reports only overall metrics", valid)
     overall = get_check(parts[1]).overall_metric_names
     if parts[3] == "overall" and overall is not None and leaf not in overall:
         raise _metric_error(path, where, f"has no overall value ({leaf} compares groups; use * or a scope name)", valid)

@@ -12,6 +12,9 @@ SAMPLE_MODELS = {
     "clean_cnn": ROOT / "sample_models" / "clean_cnn" / "model.yaml",
 }
 SMALL_PROBE = "synth:faces:n=240"
+# The spurious check at a test size: the CLI tests exercise the command, not mask learning
+# (tests/test_spurious_check.py runs the check at the quick budget on the sample models).
+SMALL_SPURIOUS = ("--budget", "quick", "--param", "spurious.n_images=16", "--param", "spurious.steps=10")
 
 torch.set_num_threads(2)
 

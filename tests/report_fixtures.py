@@ -316,3 +316,103 @@ def results_v1() -> dict[str, Any]:
         "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.4}, "seconds_total": 2.0},
         "environment": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "fairlearn": "0.15.0", "platform": "Linux-x86_64"},
     }
+
+
+# -- the spurious check (issue 4) ------------------------------------------------------------------------
+
+SP_CLASSES = ("neutral", "smiling", "surprised")  # no audited image is predicted "surprised"
+SP_FINDING_BOX = [48, 0, 64, 16]  # the top-right cell of a 4 x 4 grid on 64 x 64 inputs: a corner sticker
+
+
+def _sp_grid(hot: tuple[int, int], share: float, g: int = 4) -> list[list[float]]:
+    """A g x g evidence map summing to 1 with ``share`` in cell ``hot`` (row, column), the rest spread evenly."""
+    rest = round((1 - share) / (g * g - 1), 6)
+    return [[share if (r, c) == hot else rest for c in range(g)] for r in range(g)]
+
+
+def _sp_region(cls: str, box: list[int], share: float, consistency: float, off: float | None,
+               flips: tuple[int, int, int, int], n: tuple[int, int], p: float, confirmed: bool, verdict: str,
+               by_group: dict[str, Any], figure: str | None) -> dict[str, Any]:
+    """A tested region; ``flips``: removal, control removal, transplant, control transplant flip counts of ``n``."""
+    control = [0, 48, 16, 64] if box != [0, 48, 16, 64] else [48, 0, 64, 16]
+    return {"class": cls, "box": box, "input_size": [64, 64], "evidence_share": share, "consistency": consistency,
+            "off_subject": off, "removal_flip_rate": round(flips[0] / n[0], 6), "transplant_flip_rate": round(flips[2] / n[1], 6),
+            "n_removal": n[0], "n_transplant": n[1], "control_box": control,
+            "control_removal_flip_rate": round(flips[1] / n[0], 6), "control_transplant_flip_rate": round(flips[3] / n[1], 6),
+            "p_value": p, "confirmed": confirmed, "on_subject": off is not None and off < 0.5, "verdict": verdict,
+            "by_group": by_group, "figure": figure}
+
+
+def spurious() -> dict[str, Any]:
+    """A checks.spurious entry in the issue-4 schema: 128 images (64 predicted neutral, 64 smiling, none
+    surprised), one confirmed off-subject cue for "smiling" (a top-right patch: removing it flips 31 of the 50
+    smiling images whose evidence lies there, transplanting it flips 29 of the 64 neutral ones) and one
+    unconfirmed candidate for "neutral"."""
+    finding = _sp_region(
+        "smiling", SP_FINDING_BOX, 0.34, 0.86, 0.94, (31, 2, 29, 2), (50, 64), 1.4e-17, True,
+        "confirmed: removing the region flips 62% of these predictions (control 4%), transplanting it 45% (control 3%)",
+        {"gender": {"female": {"removal_flip_rate": round(16 / 26, 6), "n_removal": 26,
+                               "transplant_flip_rate": 0.46875, "n_transplant": 32},
+                    "male": {"removal_flip_rate": 0.625, "n_removal": 24, "transplant_flip_rate": 0.4375, "n_transplant": 32}}},
+        "finding_1_counterfactual")
+    candidate = _sp_region(
+        "neutral", [0, 48, 16, 64], 0.21, 0.55, 0.8, (2, 1, 3, 2), (36, 64), 0.5, False,
+        "not confirmed: removing or transplanting it flipped no more predictions than the control region",
+        {"gender": {"female": {"removal_flip_rate": 0.05, "n_removal": 20, "transplant_flip_rate": 0.0625, "n_transplant": 32},
+                    "male": {"removal_flip_rate": 0.0625, "n_removal": 16, "transplant_flip_rate": 0.03125, "n_transplant": 32}}},
+        None)
+    maps = {"neutral": _sp_grid((3, 0), 0.21), "smiling": _sp_grid((0, 3), 0.34), "surprised": None}
+
+    def group(n: int, share: float | None, ci: list[float] | None, reason: str | None = None) -> dict[str, Any]:
+        return {"n": n, "evidence_map": _sp_grid((0, 3), 0.3) if n else None,
+                "off_subject_share": {"value": share, "ci": ci, "reason": reason}}
+
+    return {
+        "status": "ok", "seconds": 42.5, "error": None,
+        "params": {"n_images": 128, "steps": 150, "grid": 4, "operator": "fill", "game": "deletion", "lr": 0.1,
+                   "candidate_factor": 3, "candidate_min_consistency": 0.5, "candidates_per_class": 2,
+                   "min_flip_rate": 0.2, "min_margin": 0.15, "alpha": 0.05, "input_size": [64, 64]},
+        "metrics": {
+            "overall": {
+                "n_findings": {"value": 1, "ci": None},
+                "n_off_subject_findings": {"value": 1, "ci": None, "reason": None},
+                "off_subject_share": {"value": 0.57, "ci": [0.53, 0.61], "reason": None},
+                "max_consistency": {"value": 0.86, "ci": None},
+                "deletion_score": {"value": 0.183, "ci": [0.165, 0.201], "random_baseline": 0.412},
+                "not_converged": {"value": 0.046875, "n": 6, "of": 128},
+                "n_images": {"value": 128, "ci": None},
+            },
+            "evidence_maps": maps,
+            "not_predicted": ["surprised"],
+            "findings": [finding],
+            "candidates": [dict(finding), candidate],
+            "summary": "1 confirmed cue: the model relies on a top-right region to predict smiling.",
+        },
+        "by_group": {"gender": {"female": group(64, 0.55, [0.5, 0.6]), "male": group(64, 0.59, [0.54, 0.64])},
+                     "age": {"0-19": group(60, 0.56, [0.5, 0.62]), "60+": group(2, None, None, "too few images")}},
+        "figures": {"evidence_maps": {"data_uri": PIXEL, "caption": "Mean evidence per predicted class"},
+                    "examples": {"data_uri": PIXEL, "caption": "The strongest examples with their masks"},
+                    "finding_1_counterfactual": {"data_uri": PIXEL, "caption": "Finding 1: before and after removing the region"}},
+    }
+
+
+def results_spurious() -> dict[str, Any]:
+    """A run of the spurious check alone on a three-class model, failing a policy clause on its findings."""
+    sp = spurious()
+    clause = _clause("no-spurious-cue", "checks.spurious.metrics.overall.n_findings", "<=", 0, 1, None, "fail")
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": "auditor audit sample_models/sticker_cnn/model.yaml --probe synth:faces --checks spurious --seed 0",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": {"source": "sample_models/sticker_cnn/model.yaml", "name": "sticker_cnn", "form": "spec",
+                  "sha256": "ab12" * 16, "classes": list(SP_CLASSES), "input_size": [64, 64]},
+        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 600, "n_skipped": 0,
+                  "skipped": [], "target": "expression", "classes": list(SP_CLASSES),
+                  "attributes": {"gender": {"female": 300, "male": 300}, "age": {"0-19": 580, "60+": 20}}},
+        "checks": {"spurious": sp},
+        "policy": {"name": "shortcuts", "version": "1", "verdict": "fail", "clauses": [clause], "baseline": None,
+                   "regressions_skipped": [], "warnings": []},
+        "cost": {"forward_passes": 40_000, "backward_passes": 19_200, "seconds": {"predict": 1.0, "spurious": 42.5},
+                 "seconds_total": 43.5},
+        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1"},
+    }

@@ -29,7 +29,7 @@ def test_check_is_serialisable_deterministic_and_leaves_the_model_as_found(check
         return m
 
     monkeypatch.setattr(api, "load_model", spy)
-    cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], device="cpu", seed=7, out_dir=None)
+    cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], budget="quick", device="cpu", seed=7, out_dir=None)
     first = run_audit(cfg).results["checks"][check]
     second = run_audit(cfg).results["checks"][check]
     assert first["status"] == "ok", first["error"]

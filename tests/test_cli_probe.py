@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from auditor.cli import main
-from tests.conftest import SAMPLE_MODELS
+from tests.conftest import SAMPLE_MODELS, SMALL_SPURIOUS
 
 
 def test_probe_synth_writes_a_manifest_folder_that_probe_check_reads(tmp_path, capsys):
@@ -31,12 +31,13 @@ def test_written_synth_probe_audits_exactly_like_the_generated_one(tmp_path):
     folder = tmp_path / "synth"
     assert main(["probe", "synth", "--out", str(folder), "--n", "120", "--seed", "0", "--watermark", "0.4"]) == 0
     model = str(SAMPLE_MODELS["shortcut_cnn"])
-    main(["audit", model, "--probe", "synth:faces:n=120", "--out", str(tmp_path / "a"), "--device", "cpu"])
-    main(["audit", model, "--probe", str(folder), "--out", str(tmp_path / "b"), "--device", "cpu"])
-    a = json.loads((tmp_path / "a" / "results.json").read_text())["checks"]["group_metrics"]
-    b = json.loads((tmp_path / "b" / "results.json").read_text())["checks"]["group_metrics"]
-    assert a["by_group"] == b["by_group"]
-    assert a["metrics"] == b["metrics"]
+    main(["audit", model, "--probe", "synth:faces:n=120", "--out", str(tmp_path / "a"), "--device", "cpu", *SMALL_SPURIOUS])
+    main(["audit", model, "--probe", str(folder), "--out", str(tmp_path / "b"), "--device", "cpu", *SMALL_SPURIOUS])
+    a = json.loads((tmp_path / "a" / "results.json").read_text())["checks"]
+    b = json.loads((tmp_path / "b" / "results.json").read_text())["checks"]
+    assert a["group_metrics"]["by_group"] == b["group_metrics"]["by_group"]
+    assert a["group_metrics"]["metrics"] == b["group_metrics"]["metrics"]
+    assert a["spurious"]["metrics"] == b["spurious"]["metrics"]  # subject boxes and pixels survive the round trip
 
 
 def test_probe_synth_draws_the_cue_it_is_asked_for(tmp_path):

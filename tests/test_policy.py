@@ -92,7 +92,10 @@ def test_each_shipped_policy_loads_by_name(name):
 def test_strict_ci_requires_intervals_and_has_regression_clauses():
     pol = load_policy("strict-ci")
     assert pol.defaults["require"] == "interval"
-    assert all(c.require == "interval" for c in pol.clauses if c.severity == "blocker")
+    blockers = [c for c in pol.clauses if c.severity == "blocker"]
+    # every rate or disparity blocker is judged on its whole interval; a count of confirmed cues has none
+    assert all(c.require == "interval" for c in blockers if c.metric.startswith("checks.group_metrics."))
+    assert all(c.require == "point" for c in blockers if c.metric.endswith("n_off_subject_findings"))
     assert any(r.severity == "blocker" for r in pol.regressions)
 
 
@@ -100,7 +103,7 @@ def test_eu_ai_act_policy_says_it_is_not_legal_advice():
     pol = load_policy("eu-ai-act-high-risk")
     assert "NOT LEGAL ADVICE" in pol.description
     cited = " ".join(m for c in pol.clauses for m in c.maps_to)
-    for article in ("Art. 10(2)(f)", "Art. 10(3)", "Art. 15(1)", "Art. 15(3)"):
+    for article in ("Art. 10(2)(f)", "Art. 10(3)", "Art. 15(1)", "Art. 15(3)", "Art. 15(4)"):
         assert article in cited
 
 

@@ -8,7 +8,7 @@ import torch
 
 from auditor.spurious.counterfactual import confirm, control_box, remove_region, transplant_region
 from auditor.spurious.evidence import (
-    candidates, class_maps, consistency, off_subject_cells, off_subject_share, to_grid,
+    candidates, class_maps, consistency, off_subject_cells, off_subject_share, subjects_from_boxes, to_grid,
 )
 
 SIZE = 64
@@ -56,11 +56,22 @@ def test_evidence_that_moves_from_image_to_image_gives_no_candidate():
 def test_off_subject_share_uses_the_subject_boxes():
     ev = _maps(4)
     boxes = np.array([[10, 10, 40, 40]] * 3 + [[np.nan] * 4])
-    share = off_subject_share(ev, boxes)
+    subjects = subjects_from_boxes(boxes, (SIZE, SIZE))
+    share = off_subject_share(ev, subjects)
     assert share[:3] == pytest.approx([share[0]] * 3, abs=0.01) and share[0] > 0.9
     assert np.isnan(share[3])
-    cells = off_subject_cells(to_grid(ev, 8), boxes, (SIZE, SIZE))
+    cells = off_subject_cells(to_grid(ev, 8), subjects)
     assert cells[7, 7] == pytest.approx(1.0)  # the patch's cell lies wholly off the subject
+
+
+def test_a_subject_mask_counts_only_its_own_pixels():
+    ev = np.zeros((1, SIZE, SIZE))
+    ev[0, :, :SIZE // 2] = 1.0  # evidence on the left half
+    subject = np.zeros((1, SIZE, SIZE))
+    subject[0, :, :SIZE // 4] = 1.0  # the subject is the left quarter
+    assert off_subject_share(ev, subject)[0] == pytest.approx(0.5)
+    cells = off_subject_cells(to_grid(ev, 4), subject)
+    assert cells[0, 0] == pytest.approx(0.0) and cells[0, 1] == pytest.approx(1.0) and np.isnan(cells[0, 3])
 
 
 def _patch_model(x: torch.Tensor) -> torch.Tensor:
@@ -109,3 +120,14 @@ def test_the_true_cue_is_confirmed_by_removal_and_transplant_and_a_decoy_is_not(
     decoy = (10, 10, 18, 18)
     fake = confirm(_patch_model, x, predicted, has, decoy, 1, mean)
     assert not fake.confirmed and fake.removal_flip_rate == 0.0
+
+
+def test_the_control_box_reaches_the_far_edges_and_never_is_the_cue_itself():
+    flat = np.full((8, 8), 1 / 64)
+    big = (16, 24, 40, 56)  # wider and taller than half the image in y: every position overlaps it
+    ctrl = control_box(flat, big, (64, 64))
+    assert ctrl != big and (ctrl[2] - ctrl[0], ctrl[3] - ctrl[1]) == (24, 32)
+    assert ctrl[0] in (0, 40)  # pushed to an edge, the least overlap
+    grid = np.full((8, 8), 1.0)
+    grid[6:, 6:] = 0.0  # the only evidence-free place is the bottom-right corner
+    assert control_box(grid / grid.sum(), (0, 0, 16, 16), (64, 64)) == (48, 48, 64, 64)

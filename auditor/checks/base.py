@@ -150,6 +150,8 @@ class Check:
     """Leaf names a policy clause may reference under ``checks.<name>.metrics.<scope>.``."""
     overall_metric_names: ClassVar[tuple[str, ...] | None] = None
     """Leaf names under ``checks.<name>.metrics.overall.`` (None: the same as ``metric_names``)."""
+    scoped: ClassVar[bool] = True
+    """Whether the metrics have a scope per attribute (False: only ``overall``, so ``*`` names nothing)."""
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))

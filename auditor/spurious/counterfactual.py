@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import binom
 
-__all__ = ["Confirmation", "confirm", "control_box", "remove_region", "transplant_region"]
+__all__ = ["Confirmation", "confirm", "control_box", "mcnemar_greater", "remove_region", "transplant_region"]
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 Box = tuple[int, int, int, int]
@@ -33,6 +34,7 @@ class Confirmation:
     control_transplant_flip_rate: float | None
     n_removal: int
     n_transplant: int
+    p_value: float | None = None
     by_group: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     confirmed: bool = False
     forward_passes: int = 0
@@ -68,21 +70,22 @@ def transplant_region(targets: torch.Tensor, donors: torch.Tensor, box: Box) -> 
 
 
 def control_box(mean_grid: np.ndarray, box: Box, input_size: tuple[int, int]) -> Box:
-    """A box of the same size as ``box`` where the mean evidence is lowest (not overlapping ``box``)."""
+    """A box of the same size as ``box`` where the mean evidence is lowest, not overlapping ``box``; when
+    every position overlaps it (a box wider and taller than half the image), the least overlapping one.
+    The positions tried include the right and bottom edges."""
     h, w = input_size
     bw, bh = box[2] - box[0], box[3] - box[1]
     gh, gw = mean_grid.shape
     dense = np.kron(mean_grid, np.ones((int(np.ceil(h / gh)), int(np.ceil(w / gw)))))[:h, :w]
-    best, best_v = None, np.inf
     step = max(1, min(bw, bh) // 2)
-    for y in range(0, h - bh + 1, step):
-        for x in range(0, w - bw + 1, step):
-            if x < box[2] and x + bw > box[0] and y < box[3] and y + bh > box[1]:
-                continue
-            v = dense[y:y + bh, x:x + bw].sum()
-            if v < best_v:
-                best, best_v = (x, y, x + bw, y + bh), v
-    return best if best is not None else box
+    best, best_key = box, (np.inf, np.inf)
+    for y in sorted({*range(0, h - bh + 1, step), h - bh}):
+        for x in sorted({*range(0, w - bw + 1, step), w - bw}):
+            overlap = max(0, min(x + bw, box[2]) - max(x, box[0])) * max(0, min(y + bh, box[3]) - max(y, box[1]))
+            key = (overlap, dense[y:y + bh, x:x + bw].sum())
+            if key < best_key:
+                best, best_key = (x, y, x + bw, y + bh), key
+    return best
 
 
 def _flips(model: ModelFn, images: torch.Tensor, batch: int) -> np.ndarray:
@@ -97,10 +100,21 @@ def _rate(x: np.ndarray) -> float | None:
     return None if x.size == 0 else round(float(x.mean()), 6)
 
 
+def mcnemar_greater(cue: np.ndarray, control: np.ndarray) -> float | None:
+    """One-sided exact McNemar p-value that the cue flips more images than the control, on paired
+    flips (the same images perturbed both ways): P(Binomial(b + c, 1/2) >= b), b the images only the cue
+    flipped, c those only the control flipped; 1.0 when no pair is discordant, None with no pairs."""
+    cue, control = np.asarray(cue, bool), np.asarray(control, bool)
+    if cue.size == 0:
+        return None
+    b, c = int((cue & ~control).sum()), int((control & ~cue).sum())
+    return 1.0 if b + c == 0 else round(float(binom.sf(b - 1, b + c, 0.5)), 8)
+
+
 def confirm(
     model: ModelFn, images: torch.Tensor, predicted: np.ndarray, carriers: np.ndarray, box: Box, source_class: int,
     mean_grid: np.ndarray, *, groups: dict[str, np.ndarray] | None = None, min_flip_rate: float = 0.2,
-    min_margin: float = 0.15, batch_size: int = 64,
+    min_margin: float = 0.15, alpha: float = 0.05, batch_size: int = 64,
 ) -> Confirmation:
     """Test ``box`` as a cue for ``source_class``.
 
@@ -109,7 +123,8 @@ def confirm(
     as another class get the region from the carriers; a flip is a prediction that becomes
     ``source_class``. The same is done with a control box of the same size. Confirmed when the
     region's removal or transplant flips at least ``min_flip_rate`` of the images and at least
-    ``min_margin`` more than the control does.
+    ``min_margin`` more than the control does, and the cue's flips exceed the control's by the exact
+    McNemar test (both arms pooled, one-sided) at ``alpha``.
     """
     h, w = images.shape[-2:]
     ctrl = control_box(mean_grid, box, (h, w))
@@ -134,6 +149,8 @@ def confirm(
         removal_flip_rate=_rate(rates["cue_removal"]), transplant_flip_rate=_rate(rates["cue_transplant"]),
         control_removal_flip_rate=_rate(rates["control_removal"]), control_transplant_flip_rate=_rate(rates["control_transplant"]),
         n_removal=len(src), n_transplant=len(dst), forward_passes=passes,
+        p_value=mcnemar_greater(np.concatenate([rates["cue_removal"], rates["cue_transplant"]]),
+                                np.concatenate([rates["control_removal"], rates["control_transplant"]])),
     )
     for attr, labels in (groups or {}).items():
         labels = np.asarray(labels, dtype=object)
@@ -143,7 +160,7 @@ def confirm(
             per[g] = {"removal_flip_rate": _rate(rates["cue_removal"][in_src]), "n_removal": int(in_src.sum()),
                       "transplant_flip_rate": _rate(rates["cue_transplant"][in_dst]), "n_transplant": int(in_dst.sum())}
         result.by_group[attr] = per
-    result.confirmed = any(
+    result.confirmed = result.p_value is not None and result.p_value < alpha and any(
         cue is not None and cue >= min_flip_rate and cue - (ctl or 0.0) >= min_margin
         for cue, ctl in ((result.removal_flip_rate, result.control_removal_flip_rate),
                          (result.transplant_flip_rate, result.control_transplant_flip_rate))

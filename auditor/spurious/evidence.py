@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Candidate", "candidates", "class_maps", "consistency", "off_subject_cells", "off_subject_share", "to_grid"]
+__all__ = [
+    "Candidate", "candidates", "class_maps", "consistency", "off_subject_cells", "off_subject_share", "subjects_from_boxes",
+    "to_grid", "to_grid_mean",
+]
+
+
+CANDIDATE_FACTOR = 2.0  # a candidate's cells hold at least this many times a uniform share of the mean evidence
+MIN_CONSISTENCY = 0.25  # ... in cells where at least this share of the images put evidence (a cue need not be in all)
+CANDIDATE_LIMIT = 4  # the largest candidates per class that are tested
 
 
 @dataclass(frozen=True)
@@ -63,20 +71,31 @@ def class_maps(grids: np.ndarray, predicted: np.ndarray, classes: Sequence[str])
     return out
 
 
-def off_subject_share(evidence: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Per image, the share of its evidence outside its subject box (``(N, 4)`` x0, y0, x1, y1 in input
-    pixels, end exclusive; a row of NaN: no box, share NaN)."""
-    ev = np.clip(np.asarray(evidence, dtype=float), 0, None)
-    n, h, w = ev.shape
-    out = np.full(n, np.nan)
-    total = ev.sum(axis=(1, 2))
-    for i, box in enumerate(np.asarray(boxes, dtype=float)):
-        if not np.isfinite(box).all() or total[i] <= 0:
+def subjects_from_boxes(boxes: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """Subject boxes ``(N, 4)`` (x0, y0, x1, y1 in input pixels, end exclusive; a NaN row: none) as
+    subject masks ``(N, H, W)``: 1 on the subject, 0 off it, NaN where an image has no box."""
+    h, w = input_size
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    out = np.full((len(boxes), h, w), np.nan)
+    for i, box in enumerate(boxes):
+        if not np.isfinite(box).all():
             continue
         x0, y0, x1, y1 = (int(round(v)) for v in box)
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        inside = ev[i, y0:y1, x0:x1].sum() if x1 > x0 and y1 > y0 else 0.0
-        out[i] = 1.0 - inside / total[i]
+        out[i] = 0.0
+        out[i, max(0, y0):max(0, min(h, y1)), max(0, x0):max(0, min(w, x1))] = 1.0
+    return out
+
+
+def off_subject_share(evidence: np.ndarray, subjects: np.ndarray) -> np.ndarray:
+    """Per image, the share of its evidence lying off its subject. ``subjects`` (N, H, W): 1 on the
+    subject, 0 off it (fractions allowed), an all-NaN map where the image has none (share NaN)."""
+    ev = np.clip(np.asarray(evidence, dtype=float), 0, None)
+    subjects = np.asarray(subjects, dtype=float)
+    total = ev.sum(axis=(1, 2))
+    known = np.isfinite(subjects).all(axis=(1, 2)) & (total > 0)
+    out = np.full(len(ev), np.nan)
+    inside = (ev[known] * subjects[known]).sum(axis=(1, 2))
+    out[known] = 1.0 - inside / total[known]
     return out
 
 
@@ -91,8 +110,8 @@ def consistency(grids: np.ndarray, factor: float = 2.0) -> np.ndarray:
 
 
 def candidates(
-    mean_grid: np.ndarray, consist: np.ndarray, input_size: tuple[int, int], *, factor: float = 3.0,
-    min_consistency: float = 0.5, off_subject_cells: np.ndarray | None = None, limit: int = 3,
+    mean_grid: np.ndarray, consist: np.ndarray, input_size: tuple[int, int], *, factor: float = CANDIDATE_FACTOR,
+    min_consistency: float = MIN_CONSISTENCY, off_subject_cells: np.ndarray | None = None, limit: int = CANDIDATE_LIMIT,
 ) -> list[Candidate]:
     """Connected groups of cells that hold at least ``factor`` x a uniform share of the mean evidence
     and where at least ``min_consistency`` of the images put evidence, largest share first.
@@ -133,23 +152,26 @@ def candidates(
     return found[:limit]
 
 
-def off_subject_cells(grids: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """Per grid cell, the evidence-weighted share of it lying outside the images' subject boxes
-    (NaN for a cell no image with a box puts evidence in)."""
+def off_subject_cells(grids: np.ndarray, subjects: np.ndarray) -> np.ndarray:
+    """Per grid cell, the evidence-weighted share of it lying off the images' subjects (``subjects`` as
+    in `off_subject_share`; NaN for a cell no image with a subject puts evidence in)."""
     n, gh, gw = grids.shape
-    h, w = input_size
-    ys = np.linspace(0, h, gh + 1)
-    xs = np.linspace(0, w, gw + 1)
-    num = np.zeros((gh, gw))
-    den = np.zeros((gh, gw))
-    for i, box in enumerate(np.asarray(boxes, dtype=float)):
-        if not np.isfinite(box).all():
-            continue
-        x0, y0, x1, y1 = box
-        iy = np.clip(np.minimum(ys[1:], y1) - np.maximum(ys[:-1], y0), 0, None) / np.diff(ys)
-        ix = np.clip(np.minimum(xs[1:], x1) - np.maximum(xs[:-1], x0), 0, None) / np.diff(xs)
-        outside = 1.0 - np.outer(iy, ix)
-        num += grids[i] * outside
-        den += grids[i]
+    subjects = np.asarray(subjects, dtype=float)
+    known = np.isfinite(subjects).all(axis=(1, 2))
+    if not known.any():
+        return np.full((gh, gw), np.nan)
+    on = to_grid_mean(subjects[known], (gh, gw))  # share of each cell on the subject, per image
+    num = (grids[known] * (1.0 - on)).sum(axis=0)
+    den = grids[known].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def to_grid_mean(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Each map ``(N, H, W)`` averaged over the cells of a ``gh x gw`` grid (the same cells as `to_grid`)."""
+    n, h, w = maps.shape
+    gh, gw = shape
+    ys = np.linspace(0, h, gh + 1).round().astype(int)
+    xs = np.linspace(0, w, gw + 1).round().astype(int)
+    sums = np.add.reduceat(np.add.reduceat(maps, ys[:-1], axis=1), xs[:-1], axis=2)
+    return sums / np.outer(np.diff(ys), np.diff(xs))

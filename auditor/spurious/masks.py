@@ -266,7 +266,7 @@ def learn_masks(
     1 on the mask's top a x H x W pixels and 0 elsewhere (the paper's sorted-vector penalty), its weight
     ramped x1 -> x10 over the steps. Defaults: 300 steps, lr 0.05, tv_weight 0.2 with beta 3 (on the
     low-resolution mask), area_weight 1 (plain) or 30 (extremal), operator ``blur``. The mask is ``mask_size`` cells (default H/8 x W/8
-    clamped to 8..28; 28 x 28 at 224 px) in [0, 1], started at 0.5, upsampled bilinearly and smoothed
+    clamped to 8..28 and to the image; 28 x 28 at 224 px) in [0, 1], started at 0.5, upsampled bilinearly and smoothed
     by a Gaussian of half a cell; Adam with ``lr``, clamped to [0, 1] after each step. Each step shifts
     each perturbed image by up to ``jitter`` pixels (default min(H, W)/56), drawn per image from
     ``seed``. A mask has ``converged`` when, with p0 the original and p the masked probability and
@@ -303,7 +303,7 @@ def learn_masks(
         images_in, targets_t, n_classes = _check_inputs(model, images_in, targets, caller)
         h, w = images_in.shape[-2:]
         if mask_size is None:
-            mask_size = (min(28, max(8, math.ceil(h / 8))), min(28, max(8, math.ceil(w / 8))))
+            mask_size = (min(h, 28, max(8, math.ceil(h / 8))), min(w, 28, max(8, math.ceil(w / 8))))
         if len(mask_size) != 2 or not all(isinstance(s, int) and 2 <= s for s in mask_size) or mask_size[0] > h or mask_size[1] > w:
             raise _bad("mask_size", caller, f"None or two ints in [2, {h}] x [2, {w}]", mask_size)
         if jitter is None:
@@ -382,7 +382,7 @@ def deletion_score(
         if sal is None:
             shape = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
             raise _bad("saliency", caller, f"a tensor ({n}, {h}, {w}) or ({n}, 1, {h}, {w})", shape)
-        order = torch.argsort(sal.to(images.device).float(), dim=1, descending=True, stable=True)
+        order = torch.argsort(sal.to(images.device).double(), dim=1, descending=True, stable=True)
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(h * w, device=images.device).expand(n, -1).contiguous())
         fractions = torch.linspace(0.0, 1.0, steps + 1)

@@ -1,0 +1,291 @@
+"""Spurious correlation: learn meaningful-perturbation masks for a sample of the probe, find where the
+model's evidence lies (per class, per group, on or off the subject, at the same place in every image),
+and confirm each suspected cue by removing it and transplanting it (`auditor.spurious`).
+
+A finding is reported only when its counterfactual confirmation holds; when nothing holds, the
+check says so. Nothing here is told where or what the cue is.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.registry import register_check
+from auditor.checks.significance import adjust_pvalues
+from auditor.spurious import evidence as ev
+from auditor.spurious.counterfactual import Confirmation, confirm
+from auditor.spurious.masks import deletion_score, learn_masks
+from auditor.spurious.perturb import OPERATORS
+from auditor.spurious.figure_set import check_figures
+from probes import make_loader
+
+__all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
+
+log = logging.getLogger(__name__)
+
+BUDGET_IMAGES = {"quick": 64, "standard": 128, "thorough": 384}
+BUDGET_STEPS = {"quick": 40, "standard": 60, "thorough": 200}
+N_BOOT = 1000
+LEVEL = 0.95
+DELETION_STEPS = 20
+NO_BOXES = "the probe has no subject boxes or masks, so evidence on and off the subject cannot be told apart"
+
+
+@register_check
+class Spurious(Check):
+    """Where the model's evidence lies, and which off-subject or fixed-place cues it really uses."""
+
+    name = "spurious"
+    description = ("Meaningful-perturbation masks for a sample of the probe: evidence maps per class and group, off-subject "
+                   "share, consistency of place, deletion score, and counterfactually confirmed cues.")
+    order = 20
+    scoped = False
+    params = {
+        "n_images": Param(int, 0, "images to learn masks for (0: by --budget: quick 64, standard 128, thorough 384)", low=0, high=100_000),
+        "steps": Param(int, 0, "optimisation steps per mask (0: by --budget: quick 40, standard 60, thorough 200)", low=0, high=5000),
+        "lr": Param(float, 0.1, "Adam learning rate of the masks", low=1e-4, high=10.0),
+        "grid": Param(int, 8, "cells per side of the evidence maps", low=2, high=32),
+        "operator": Param(str, "fill", "how a masked region is removed (fill also removes colour and texture)", choices=OPERATORS),
+        "min_flip_rate": Param(float, 0.2, "share of predictions a cue's removal or transplant must flip", low=0.0, high=1.0),
+        "min_margin": Param(float, 0.15, "how much more than the control region the cue must flip", low=0.0, high=1.0),
+        "alpha": Param(float, 0.05, "level of the exact McNemar test of cue flips against control flips", low=1e-6, high=0.5),
+        "figures": Param(bool, True, "draw the evidence, example and before/after figures"),
+    }
+    metric_names = ("n_findings", "n_off_subject_findings", "off_subject_share", "max_consistency", "deletion_score",
+                    "not_converged", "n_images")
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        start = time.perf_counter()
+        cfg = self.config
+        pred = ctx.predictions
+        steps = cfg["steps"] or BUDGET_STEPS.get(ctx.budget, BUDGET_STEPS["standard"])
+        rows = _sample(pred.y_pred, cfg["n_images"] or BUDGET_IMAGES.get(ctx.budget, BUDGET_IMAGES["standard"]), ctx.seed)
+        images, rows = self._images(ctx, pred.index, rows)
+        predicted = pred.y_pred[rows]
+        h, w = images.shape[-2:]
+        result = CheckResult(params={**cfg, "n_images": int(len(rows)), "steps": steps, "game": "deletion", "input_size": [h, w],
+                                     "candidate_factor": ev.CANDIDATE_FACTOR, "candidate_min_consistency": ev.MIN_CONSISTENCY,
+                                     "candidates_per_class": ev.CANDIDATE_LIMIT})
+
+        def model(x: torch.Tensor) -> torch.Tensor:
+            return ctx.model.module(x.to(ctx.device))
+
+        targets = torch.as_tensor(predicted, dtype=torch.long)
+        masks = learn_masks(ctx.model.module, images.to(ctx.device), targets.to(ctx.device), game="deletion",
+                            operator=cfg["operator"], steps=steps, lr=cfg["lr"], seed=ctx.seed, batch_size=min(ctx.batch_size, 32),
+                            progress=lambda _s, d, t: ctx.report(self.name, d, t), cancel=ctx.cancel)
+        result.forward_passes += int(masks.forward_passes)
+        result.backward_passes += int(masks.backward_passes)
+        evidence = masks.masks[:, 0].numpy()  # 1 marks evidence: the region whose deletion destroys the prediction
+        grids = ev.to_grid(evidence, min(cfg["grid"], h, w))
+        subjects = self._subjects(ctx, pred.index[rows], (h, w))
+        has_subjects = bool(np.isfinite(subjects).all(axis=(1, 2)).any())
+        off = ev.off_subject_share(evidence, subjects)
+        cells_off = ev.off_subject_cells(grids, subjects) if has_subjects else None
+        rng = np.random.default_rng([ctx.seed, zlib.crc32(b"spurious-boot")])
+
+        scores = self._deletion_scores(ctx, model, images, targets, masks.masks[:, 0], result)
+        converged = masks.converged[:, 0].numpy().astype(bool)
+        maps = ev.class_maps(grids, predicted, ctx.classes)
+        table = ctx.probe.table.loc[pred.index[rows]]
+        groups = {a: table[a].to_numpy(dtype=object) for a in ctx.attributes if a in table}
+
+        candidates: list[dict[str, Any]] = []
+        carrier_rows: list[np.ndarray] = []
+        for k, cls in enumerate(ctx.classes):
+            sel = predicted == k
+            if not sel.any():
+                continue
+            mean = grids[sel].mean(axis=0)
+            for cand in ev.candidates(mean, ev.consistency(grids[sel]), (h, w), off_subject_cells=cells_off):
+                cells = np.zeros(grids.shape[1:], bool)
+                for c in cand.cells:
+                    cells[c] = True
+                carriers = grids[:, cells].sum(axis=1) >= 2.0 * cells.sum() / cells.size
+                conf = confirm(model, images, predicted, carriers, cand.box, k, mean, groups=groups,
+                               min_flip_rate=cfg["min_flip_rate"], min_margin=cfg["min_margin"], alpha=cfg["alpha"],
+                               batch_size=ctx.batch_size)
+                result.forward_passes += conf.forward_passes
+                candidates.append(_entry(cls, cand, conf, (h, w), carriers))
+                carrier_rows.append(np.flatnonzero(carriers & (predicted == k)))
+        _adjust(candidates, cfg["alpha"])
+        keep = [i for i, c in enumerate(candidates) if c["confirmed"] and not c["on_subject"]]
+        findings = [candidates[i] for i in keep]
+        for i, f in enumerate(findings, 1):
+            f["id"] = i
+
+        metrics = result.metrics
+        metrics["overall"] = {
+            "n_findings": {"value": len(findings), "ci": None},
+            "n_off_subject_findings": {"value": sum(1 for f in findings if f["off_subject"] is not None),
+                                       "ci": None, "reason": None if has_subjects else NO_BOXES},
+            "off_subject_share": _mean_ci(off, rng, NO_BOXES),
+            "max_consistency": {"value": _round(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max())),
+                                "ci": None},
+            "deletion_score": {**_mean_ci(scores[0], rng, "no mask could be scored"), "random_baseline": _round(scores[1].mean())},
+            "not_converged": {"value": _round((~converged).mean()), "ci": None, "n": int((~converged).sum()), "of": len(converged)},
+            "n_images": {"value": int(len(rows)), "ci": None},
+        }
+        metrics["evidence_maps"] = maps
+        metrics["not_predicted"] = [c for c, m in maps.items() if m is None]
+        metrics["findings"] = findings
+        metrics["candidates"] = candidates
+        metrics["summary"] = _summary(findings, candidates, has_subjects)
+        result.by_group = _by_group(groups, grids, off, rng)
+        if cfg["figures"]:
+            for i, f in enumerate(findings, 1):
+                f["figure"] = f"finding_{i}_counterfactual"
+            try:
+                result.figures = check_figures(model, images, evidence, predicted, ctx.classes, maps, findings,
+                                               [carrier_rows[i] for i in keep])
+            except ImportError as exc:  # matplotlib missing: the tables carry the numbers
+                log.warning("spurious figures skipped: %s", exc)
+                for f in findings:
+                    f["figure"] = None
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _images(self, ctx: CheckContext, index: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The sampled images in the model's input frame, and the rows that could be read."""
+        parts, got = [], []
+        for batch in make_loader(ctx.probe, ctx.input_size, batch_size=ctx.batch_size, indices=[int(i) for i in index[rows]]):
+            if len(batch.indices):
+                parts.append(batch.images)
+                got.append(batch.indices.numpy())
+        if not parts:
+            raise ValueError("no image of the sample could be read a second time; check the probe's image files")
+        read = np.concatenate(got)
+        position = {int(i): r for i, r in zip(index[rows], rows)}
+        return torch.cat(parts), np.array([position[int(i)] for i in read], dtype=np.int64)
+
+    @staticmethod
+    def _subjects(ctx: CheckContext, index: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Subject masks in the model's input frame (N, H, W): from ``subject_mask`` PNGs, else from
+        ``subject_box`` scaled like the images; all-NaN for an image with neither."""
+        h, w = size
+        out = np.full((len(index), h, w), np.nan)
+        table = ctx.probe.table
+        for r, i in enumerate(int(i) for i in index):
+            mask = table.at[i, "subject_mask"] if "subject_mask" in table.columns else None
+            if isinstance(mask, str) and mask and ctx.probe.root is not None:
+                try:
+                    with Image.open(ctx.probe.root / mask) as im:
+                        out[r] = np.asarray(im.convert("L").resize((w, h), Image.Resampling.NEAREST)) > 127
+                    continue
+                except OSError as exc:
+                    log.warning("subject mask %s unreadable (%s); using the box if any", mask, exc)
+            box = ctx.probe.subject_box(i)
+            if box is not None:
+                iw, ih = ctx.probe.load_image(i).size
+                scaled = [box[0] * w / iw, box[1] * h / ih, box[2] * w / iw, box[3] * h / ih]
+                out[r] = ev.subjects_from_boxes(np.array([scaled]), (h, w))[0]
+        return out
+
+    def _deletion_scores(self, ctx: CheckContext, model: Any, images: torch.Tensor, targets: torch.Tensor,
+                         masks: torch.Tensor, result: CheckResult) -> tuple[np.ndarray, np.ndarray]:
+        """Deletion score of the learned masks and of a random pixel order (the floor a method must beat).
+        Pixels the mask ranks equal (its flat zero background) are taken in that same random order, not
+        row by row, so the two curves differ only where the mask says something."""
+        gen = torch.Generator().manual_seed(ctx.seed % 2**31)
+        noise = torch.rand(masks.shape, generator=gen)
+        out = []
+        for saliency in (masks.double() + 1e-7 * noise.double(), noise):
+            out.append(deletion_score(model, images.to(ctx.device), targets.to(ctx.device), saliency.to(ctx.device),
+                                      steps=DELETION_STEPS, operator=self.config["operator"], batch_size=ctx.batch_size).numpy())
+            result.forward_passes += len(images) * (DELETION_STEPS + 1) + 1
+        return out[0], out[1]
+
+
+def _sample(predicted: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to ``n`` prediction rows, balanced over the predicted classes (a rare class gives all it has
+    and the rest go to the others), seeded."""
+    rng = np.random.default_rng([seed, zlib.crc32(b"spurious")])
+    pools = {c: list(rng.permutation(np.flatnonzero(predicted == c))) for c in np.unique(predicted)}
+    picked: list[int] = []
+    while len(picked) < n and any(pools.values()):
+        for c in sorted(pools):
+            if pools[c] and len(picked) < n:
+                picked.append(int(pools[c].pop()))
+    return np.sort(np.array(picked, dtype=np.int64))
+
+
+def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:
+    """Holm-adjust the candidates' p-values as one family; a candidate stays confirmed only when its
+    adjusted p-value is below ``alpha``. Sets each candidate's verdict."""
+    raw = np.array([np.nan if c["p_value"] is None else c["p_value"] for c in candidates], dtype=float)
+    adjusted = adjust_pvalues(raw, "holm") if len(raw) else raw
+    for c, p in zip(candidates, adjusted):
+        c["p_adjusted"] = _round(p)
+        c["confirmed"] = bool(c["confirmed"] and np.isfinite(p) and p < alpha)
+        if c["confirmed"] and c["on_subject"]:
+            c["verdict"] = "confirmed, but it lies on the subject: the model using the subject is not a shortcut"
+        elif c["confirmed"]:
+            c["verdict"] = "confirmed: removing or transplanting it flips predictions well beyond the control region"
+        else:
+            c["verdict"] = ("not confirmed: removing or transplanting it flips too few predictions, or not significantly "
+                            "more than the control region")
+
+
+def _entry(cls: str, cand: ev.Candidate, conf: Confirmation, size: tuple[int, int], carriers: np.ndarray) -> dict[str, Any]:
+    on_subject = cand.off_subject is not None and cand.off_subject < 0.5
+    return {
+        "class": cls, "box": list(cand.box), "input_size": list(size), "evidence_share": _round(cand.share),
+        "consistency": _round(cand.consistency), "off_subject": _round(cand.off_subject),
+        "removal_flip_rate": conf.removal_flip_rate, "transplant_flip_rate": conf.transplant_flip_rate,
+        "n_removal": conf.n_removal, "n_transplant": conf.n_transplant, "control_box": list(conf.control),
+        "control_removal_flip_rate": conf.control_removal_flip_rate,
+        "control_transplant_flip_rate": conf.control_transplant_flip_rate, "p_value": conf.p_value,
+        "p_adjusted": None, "confirmed": bool(conf.confirmed), "on_subject": on_subject, "verdict": "", "by_group": conf.by_group,
+        "n_carriers": int(carriers.sum()), "figure": None,
+    }
+
+
+def _summary(findings: list[dict[str, Any]], candidates: list[dict[str, Any]], has_subjects: bool) -> str:
+    if findings:
+        parts = [f"{f['class']} at x {f['box'][0]}-{f['box'][2]}, y {f['box'][1]}-{f['box'][3]}"
+                 + (f" ({f['off_subject']:.0%} off the subject)" if f["off_subject"] is not None else "") for f in findings]
+        return f"{len(findings)} confirmed cue(s): " + "; ".join(parts) + "."
+    if not candidates:
+        return "No cue was found: the model's evidence does not concentrate at one place across images."
+    text = (f"No cue was confirmed: {len(candidates)} region(s) where evidence concentrates were tested, and removing or "
+            "transplanting them did not change predictions more than a control region")
+    if any(c["confirmed"] and c["on_subject"] for c in candidates):
+        text += " (regions on the subject that do change predictions are the model using the subject)"
+    return text + ("." if has_subjects else "; the probe has no subject boxes, so on- and off-subject evidence were not told apart.")
+
+
+def _mean_ci(values: np.ndarray, rng: np.random.Generator, reason: str) -> dict[str, Any]:
+    """Mean of the finite values with a seeded percentile bootstrap interval; None and ``reason`` when none."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"value": None, "ci": None, "reason": reason}
+    draws = v[rng.integers(0, v.size, (N_BOOT, v.size))].mean(axis=1)
+    lo, hi = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return {"value": _round(v.mean()), "ci": [_round(lo), _round(hi)], "reason": None}
+
+
+def _by_group(groups: dict[str, np.ndarray], grids: np.ndarray, off: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    """Per attribute and group: images, mean evidence map and off-subject share with its interval."""
+    out: dict[str, Any] = {}
+    for attr, labels in groups.items():
+        per: dict[str, Any] = {}
+        for g in sorted({str(v) for v in labels if v is not None and v == v}):
+            sel = np.array([str(v) == g for v in labels])
+            mean = grids[sel].mean(axis=0)
+            per[g] = {"n": int(sel.sum()),
+                      "evidence_map": [[_round(x) for x in row] for row in mean / mean.sum()] if mean.sum() > 0 else None,
+                      "off_subject_share": _mean_ci(off[sel], rng, NO_BOXES)}
+        out[attr] = per
+    return out
+
+
+def _round(x: Any) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
