@@ -153,6 +153,11 @@ def _spurious(params: dict[str, Any]) -> list[dict[str, str]]:
             "How well the masks explain the predictions: the area under the predicted class's probability as pixels "
             "are removed, most evident first. Lower is better; it is compared with the same area for a random order "
             "of the pixels.")},
+        {"title": "Masks that did not converge", "text": (
+            "A mask has not converged when removing its region leaves the class probability above the larger of "
+            "half its original value and chance. The area term stops a mask from growing beyond a small region, so "
+            "a high share means the model's evidence for those images is spread out: no small region alone decides "
+            "the prediction. Those masks still count in the evidence maps; a cue is only reported after its own test.")},
     ]
 
 

@@ -254,11 +254,15 @@ def _summary(findings: list[dict[str, Any]], candidates: list[dict[str, Any]], h
         return f"{len(findings)} confirmed cue(s): " + "; ".join(parts) + "."
     if not candidates:
         return "No cue was found: the model's evidence does not concentrate at one place across images."
-    text = (f"No cue was confirmed: {len(candidates)} region(s) where evidence concentrates were tested, and removing or "
-            "transplanting them did not change predictions more than a control region")
-    if any(c["confirmed"] and c["on_subject"] for c in candidates):
-        text += " (regions on the subject that do change predictions are the model using the subject)"
-    return text + ("." if has_subjects else "; the probe has no subject boxes, so on- and off-subject evidence were not told apart.")
+    on = sum(1 for c in candidates if c["confirmed"] and c["on_subject"])
+    text = f"No cue was confirmed: {len(candidates)} region(s) where evidence concentrates were tested."
+    if on:
+        text += f" {on} of them change predictions but lie on the subject: the model using the subject, not a shortcut."
+    if len(candidates) - on:
+        text += f" {len(candidates) - on} changed predictions too little, or no more than a control region."
+    if not has_subjects:
+        text += " The probe has no subject boxes, so on- and off-subject evidence were not told apart."
+    return text
 
 
 def _mean_ci(values: np.ndarray, rng: np.random.Generator, reason: str) -> dict[str, Any]:
