@@ -19,12 +19,14 @@ from PIL import Image
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
 from auditor.checks.significance import adjust_pvalues
+from auditor.errors import ProbeError
 from auditor.spurious import evidence as ev
 from auditor.spurious.counterfactual import Confirmation, confirm
+from auditor.spurious.figure_set import check_figures
 from auditor.spurious.masks import deletion_score, learn_masks
 from auditor.spurious.perturb import OPERATORS
-from auditor.spurious.figure_set import check_figures
 from probes import make_loader
+from probes.base import safe_join
 
 __all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
 
@@ -176,10 +178,10 @@ class Spurious(Check):
             mask = table.at[i, "subject_mask"] if "subject_mask" in table.columns else None
             if isinstance(mask, str) and mask and ctx.probe.root is not None:
                 try:
-                    with Image.open(ctx.probe.root / mask) as im:
+                    with Image.open(safe_join(ctx.probe.root, mask)) as im:
                         out[r] = np.asarray(im.convert("L").resize((w, h), Image.Resampling.NEAREST)) > 127
                     continue
-                except OSError as exc:
+                except (OSError, ValueError, Image.DecompressionBombError, ProbeError) as exc:
                     log.warning("subject mask %s unreadable (%s); using the box if any", mask, exc)
             box = ctx.probe.subject_box(i)
             if box is not None:
