@@ -5,6 +5,8 @@
 - `heatmap_chart`: an intersection as a colour grid (e.g. gender x race accuracy) with the values
   written in the cells; cells with too few images hatched grey and labelled with their n. A third
   attribute splits the grid into panels.
+- `robustness_curves`: robust accuracy against the perturbation size (eps), a panel per norm (L-inf,
+  L2), a PGD line per group of one scope, the all-images PGD line dashed and FGSM dotted.
 
 Charts are drawn on a bare `matplotlib.figure.Figure` (Agg, no pyplot: no global figure state, safe
 in a server thread) under a fixed style with mathtext off (a group called ``$x$`` is a name), and
@@ -32,7 +34,7 @@ from auditor._report_format import (
     short,
 )
 
-__all__ = ["embeddable_figures", "heatmap_chart", "rate_bars"]
+__all__ = ["embeddable_figures", "heatmap_chart", "rate_bars", "robustness_curves"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ _STYLE = {
 _OK, _THIN, _LINE, _EMPTY = "#2f5d8a", "#c9d0d8", "#7a3b00", "#f2f2f2"
 _SHORT = {"accuracy": "Accuracy", "selection_rate": "Selection rate", "tpr": "TPR", "fpr": "FPR"}
 _HEAT_RATES = ("accuracy", "selection_rate")
+MAX_LINES = 8  # group lines of a robustness curve
+_LINE_COLOURS = ("#2f5d8a", "#c8553d", "#4a8f3c", "#8a5fa8", "#c79100", "#2a9d9a", "#8c564b", "#d16aa8")
+_NORMS = (("linf", "L∞"), ("l2", "L2"))
 
 
 def _figure(width: float, height: float, layout: str | None = None) -> Any:
@@ -306,6 +311,76 @@ def _cmap() -> Any:
     from matplotlib import colormaps
 
     return colormaps["viridis"].with_extremes(bad=_EMPTY)
+
+
+# -- robustness curves ---------------------------------------------------------------------------------------
+
+
+def _points(eps: Any, values: Any) -> list[tuple[float, float]]:
+    """(eps, accuracy) pairs where both are finite and eps > 0 (the x axis is logarithmic)."""
+    pairs = zip(as_list(eps), as_list(values))
+    return [(float(e), float(v)) for e, v in pairs if metric_value(e) is not None and metric_value(v) is not None and e > 0]
+
+
+def _eps_tick(e: float, norm: str) -> str:
+    k = e * 255
+    if norm == "linf" and e < 1 and abs(k - round(k)) < 1e-6 * max(1.0, k):
+        return f"{round(k)}/255"
+    return f"{e:.3g}"
+
+
+@_cached
+def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
+    """Robust accuracy against eps, a panel per norm: a PGD line per group of ``scope`` (the first
+    ``MAX_LINES`` groups with enough images), all images' PGD dashed and FGSM dotted; None when nothing to draw.
+
+    ``groups``: ``[name, by_group entry]`` pairs, a list because the cache key sorts a dict's keys."""
+    pairs = [as_list(p) for p in as_list(groups)]
+    lines = [(_label(p[0], 24), as_dict(as_dict(p[1]).get("curves"))) for p in pairs
+             if len(p) == 2 and not as_dict(p[1]).get("insufficient_data")][:MAX_LINES]
+    panels = []
+    for norm, title in _NORMS:
+        c = as_dict(as_dict(curves).get(norm))
+        series = [(f"{g} (PGD)", _points(c.get("eps"), as_dict(gc.get(norm)).get("pgd")), "-", colour, 1.1)
+                  for (g, gc), colour in zip(lines, _LINE_COLOURS)]
+        series += [("all images (PGD)", _points(c.get("eps"), c.get("pgd")), "--", _LINE, 1.4),
+                   ("all images (FGSM)", _points(c.get("eps"), c.get("fgsm")), ":", _LINE, 1.4)]
+        series = [s for s in series if s[1]]
+        if series:
+            panels.append((norm, title, series, sorted({e for s in series for e, _ in s[1]})))
+    if not panels:
+        return None
+    fig = _figure(7.2, 2.9, layout="constrained")
+    if fig is None:
+        return None
+    import matplotlib
+
+    with matplotlib.rc_context(_STYLE):
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        for ax, (norm, title, series, ticks) in zip(axes, panels):
+            for name, pts, style, colour, width in series:
+                ax.plot([e for e, _ in pts], [v for _, v in pts], linestyle=style, color=colour, linewidth=width,
+                        marker="o", markersize=2.5, label=name)
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [_eps_tick(e, norm) for e in ticks], fontsize=6.5, rotation=40 if len(ticks) > 6 else 0)
+            ax.minorticks_off()
+            ax.set_ylim(0.0, 1.02)
+            ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
+            ax.set_xlabel(f"eps ({title}, log scale)", fontsize=7)
+            ax.set_title(f"{title} perturbations", fontsize=8, loc="left")
+            ax.grid(which="major", color="#e3e3e3", linewidth=0.5)
+            ax.set_axisbelow(True)
+        axes[0].set_ylabel("Robust accuracy", fontsize=7)
+        handles, names = axes[0].get_legend_handles_labels()
+        for ax in axes[1:]:  # a norm can have lines the first panel lacks
+            for h, n in zip(*ax.get_legend_handles_labels()):
+                if n not in names:
+                    handles.append(h)
+                    names.append(n)
+        fig.legend(handles, names, loc="outside right upper", fontsize=6.5, frameon=False)
+        by = f" by {_label(scope, 40)}" if lines else ""
+        fig.suptitle(f"Robust accuracy against the perturbation size{by}", x=0.01, ha="left", fontsize=8)
+        return _png(fig)
 
 
 # -- figures written by checks ----------------------------------------------------------------------------

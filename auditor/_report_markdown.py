@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auditor._report_attacks import UNTRUSTED, attacks_view
 from auditor._report_findings import (
     OPS,
     clause_requirement,
@@ -175,6 +176,36 @@ def _spurious(results: dict[str, Any]) -> list[str]:
     return _rows(out, sp["findings_more"], "confirmed cues in the full report") if sp["findings"] else out
 
 
+def _rate(m: Any) -> str:
+    """A metric's number and interval, "n/a" for anything that is not a number (never text from the data)."""
+    return _num(m) if metric_value(m) is not None else "n/a"
+
+
+def _attacks(results: dict[str, Any]) -> list[str]:
+    check = as_dict(dig(results, "checks", "attacks"))
+    at = attacks_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    if at is None:
+        return []
+    overall = as_dict(dig(check, "metrics", "overall"))
+    trust = at["trust"]
+    out = ["### Adversarial robustness", ""]
+    if trust["reliable"] is False:
+        out += [f"⚠️ **{UNTRUSTED}:** {md(trust['summary'], 600)}", ""]
+        out += [f"- {md(f, 400)}" for f in trust["flags"]] + ([""] if trust["flags"] else [])
+    else:
+        out += ["No sign of gradient masking." if trust["reliable"] else md(trust["summary"], 300), ""]
+    out.append(f"- Clean accuracy {_rate(overall.get('clean_accuracy'))}; robust accuracy at {at['ref']} (PGD, L∞) "
+               f"{_rate(overall.get('robust_accuracy'))}.")
+    scopes = [s for s in at["attributes"] if metric_value(s["worst"]) is not None] or [
+        s for s in at["intersections"] if metric_value(s["worst"]) is not None]
+    if scopes:
+        s = min(scopes, key=lambda s: metric_value(s["worst"]) or 0.0)
+        gap = f"; gap to the best group {_rate(s['difference'])}" if metric_value(s["difference"]) is not None else ""
+        p = f", p (adj.) {fmt_p(s['p_adjusted'])}" + (" ✱" if s["significant"] else "") if s["p_adjusted"] is not None else ""
+        out.append(f"- Worst group: {md(s['worst_group'], 80)} ({md(s['label'], 60)}) at {_rate(s['worst'])}{gap}{p}.")
+    return out + [""]
+
+
 def _errors(results: dict[str, Any]) -> list[str]:
     errors = [(n, as_dict(c).get("error")) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
     if not errors:
@@ -203,7 +234,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if model.get("sha256"):
         facts.append(f"**Model SHA-256:** {md(str(model['sha256'])[:12], 12)}…")
     out += [" · ".join(facts), ""]
-    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _errors):
+    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _attacks, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_format import as_dict, as_list, dig, fmt_plain, short
+from auditor._report_format import as_dict, as_list, dig, fmt_plain, metric_value, short
 
 __all__ = ["methodology"]
 
@@ -172,6 +172,81 @@ def _spurious_limitations(check: dict[str, Any]) -> list[str]:
     return out
 
 
+def _first(settings: list[dict[str, Any]], attack: str, key: str) -> Any:
+    """``key`` of the first recorded setting of ``attack`` that has it (e.g. PGD's steps), else None."""
+    return next((s[key] for s in settings if s.get("attack") == attack and key in s), None)
+
+
+def _eps_list(x: Any, linf: bool) -> str:
+    values = [v for v in as_list(x) if metric_value(v) is not None]
+    if not values:
+        return "the configured grid"
+    return ", ".join(f"{round(v * 255)}/255" if linf and abs(v * 255 - round(v * 255)) < 1e-6 and 0 < v < 1
+                     else fmt_plain(v) for v in values[:16])
+
+
+def _attacks(params: dict[str, Any], overall: dict[str, Any]) -> list[dict[str, str]]:
+    """(title, text) paragraphs for the attacks check, read from its parameters and recorded settings."""
+    settings = [as_dict(s) for s in as_list(overall.get("settings"))]
+    steps = params.get("steps") if isinstance(params.get("steps"), int) else _first(settings, "pgd", "steps")
+    restarts = params.get("restarts") if isinstance(params.get("restarts"), int) else _first(settings, "pgd", "restarts")
+    start = _first(settings, "pgd", "random_start")
+    ref = params.get("reference_eps")
+    ref = " " + _eps_list([ref], True) if metric_value(ref) is not None else ""
+    n_bb, queries = params.get("n_blackbox"), params.get("max_queries")
+    l2_ref = dig(overall, "blackbox", "hopskipjump", "eps")
+    l2_ref = f" ({fmt_plain(l2_ref)})" if metric_value(l2_ref) is not None else ""
+    out = [
+        {"title": "White-box attacks", "text": (
+            f"{_num(params.get('n_images'))} images are sampled uniformly from the probe (seeded) and attacked with full "
+            "access to the model's gradients: FGSM (one signed-gradient step of size eps) and PGD (Madry et al., "
+            f"projected gradient descent{' from a random start' if start is not False else ''}, {_num(steps)} steps of "
+            f"size 2.5·eps/steps, {_num(restarts)} restart(s), the worst result per image kept). Perturbations are in "
+            f"[0, 1] pixel units, before the model's normalisation: L∞ eps {_eps_list(params.get('eps_linf'), True)}; "
+            f"L2 eps {_eps_list(params.get('eps_l2'), False)} (the norm of the perturbation over all pixels). Robust "
+            "accuracy is the share of images still classified correctly; the attack success rate is the share of the "
+            "correctly classified images that the attack flipped.")},
+        {"title": "Minimal perturbation", "text": (
+            "For each correctly classified image, the smallest L∞ eps at which PGD flips it is found by bisection to "
+            "a tolerance of 1/255; the median over the images is reported with a bootstrap interval, and images not "
+            "flipped within the search range are counted.")},
+        {"title": "Robust accuracy by group", "text": (
+            f"Robust accuracy is compared between groups and intersections at the reference eps{ref} (PGD, L∞) with the "
+            "same bootstrap intervals, permutation tests, corrections for multiple comparisons and minimum group size as "
+            "the group metrics.")},
+    ]
+    if params.get("blackbox") is not False:
+        out.append({"title": "Black-box and transfer attacks", "text": (
+            f"On a subsample of {_num(n_bb)} images, attacks that see only the model's answers: Square (L∞ at the "
+            f"reference eps, at most {_num(queries, 'the configured number of')} queries per image) and HopSkipJump (L2, "
+            "which looks for the smallest perturbation that flips an image; it counts as a success when that is within "
+            f"the L2 reference eps{l2_ref}), both from the Adversarial Robustness Toolbox (ART); every query is counted by the "
+            "auditor. A transfer attack trains a small substitute CNN on the model's own answers for a pool of "
+            f"{_num(params.get('pool'), 'other')} other probe images, attacks the substitute with PGD and replays the "
+            "adversarial images on the model.")})
+    out.append({"title": "Gradient masking", "text": (
+        "A model can look robust because its gradients mislead the attacks rather than because it is robust. The "
+        "check looks for the signs: input gradients that are zero, not finite or missing; outputs that change between "
+        "identical calls; FGSM beating PGD; a black-box attack beating the white-box one; accuracy not falling as eps "
+        "grows; an unbounded attack (eps 1, free to change every pixel) not bringing accuracy to about 0. Any one of "
+        "them marks the robustness result unreliable.")})
+    return out
+
+
+def _attacks_limitations(check: dict[str, Any]) -> list[str]:
+    params = as_dict(check.get("params"))
+    n, n_bb = params.get("n_images"), params.get("n_blackbox")
+    text = ("Adversarial robustness: robust accuracy is an upper bound. It is what these attacks achieved, and a "
+            "stronger or adaptive attack could lower it further; a model flagged for gradient masking may be much less "
+            "robust than its numbers say.")
+    if isinstance(n, int) and not isinstance(n, bool):
+        text += f" The attacks ran on a sample of {_num(n)} images, so small groups carry wide intervals."
+    if params.get("blackbox") is not False:
+        text += (f" The black-box attacks ran on a subsample of {_num(n_bb)} images." if isinstance(n_bb, int) and
+                 not isinstance(n_bb, bool) else " The black-box attacks ran on a subsample of the images.")
+    return [text]
+
+
 def _limitations(results: dict[str, Any]) -> list[str]:
     probe = as_dict(results.get("probe"))
     out = []
@@ -192,6 +267,9 @@ def _limitations(results: dict[str, Any]) -> list[str]:
     sp = as_dict(dig(results, "checks", "spurious"))
     if sp and sp.get("status") != "error":
         out += _spurious_limitations(sp)
+    at = as_dict(dig(results, "checks", "attacks"))
+    if at and at.get("status") != "error":
+        out += _attacks_limitations(at)
     if isinstance(skipped, int) and skipped > 0:
         out.append(f"{skipped} probe image(s) could not be read and were left out.")
     errored = [short(n) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
@@ -204,6 +282,7 @@ def methodology(results: dict[str, Any]) -> dict[str, Any]:
     """Paragraphs for the Methodology and limitations section."""
     gm = as_dict(dig(results, "checks", "group_metrics"))
     sp = as_dict(dig(results, "checks", "spurious"))
+    at = as_dict(dig(results, "checks", "attacks"))
     params = as_dict(gm.get("params"))
     policy = as_dict(results.get("policy"))
     verdict = [
@@ -219,4 +298,6 @@ def methodology(results: dict[str, Any]) -> dict[str, Any]:
                        "z-test (standard errors read from the two intervals) fails.")
     return {"group_metrics": _group_metrics(params) if gm else [], "verdict": verdict,
             "spurious": _spurious(as_dict(sp.get("params"))) if sp and sp.get("status") != "error" else [],
+            "attacks": _attacks(as_dict(at.get("params")), as_dict(dig(at, "metrics", "overall")))
+            if at and at.get("status") != "error" else [],
             "limitations": _limitations(results)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auditor._report_attacks import attacks_view
 from auditor._report_figures import embeddable_figures
 from auditor._report_findings import clause_requirement, clauses, summary, verdict_of
 from auditor._report_format import as_dict, as_list, dig, short
@@ -70,6 +71,9 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
     sp = spurious_view(c, figures) if name == "spurious" and status != "error" else None
     if sp is not None:  # its findings' own figures move next to them; the rest stay at the end of the check
         view.update(kind="spurious", sp=sp, figures=sp["other_figures"])
+    at = attacks_view(c, figures) if name == "attacks" and status != "error" else None
+    if at is not None:  # None: not in the check's schema, shown as the generic tree
+        view.update(kind="attacks", at=at)
     return view
 
 

@@ -416,3 +416,175 @@ def results_spurious() -> dict[str, Any]:
                  "seconds_total": 43.5},
         "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1"},
     }
+
+
+# -- the attacks check (issue 5) ---------------------------------------------------------------------------
+
+AT_N, AT_CLEAN = 128, 116  # images attacked, of which classified correctly
+AT_REF = 4 / 255
+AT_EPS = {"linf": [1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], "l2": [0.1, 0.25, 0.5, 1.0]}
+# Images still classified correctly at each eps of each norm, per gender group (female, male: 64 images each).
+AT_CORRECT = {
+    "female": {"linf": {"fgsm": [49, 41, 28, 15, 6], "pgd": [45, 34, 16, 4, 0]},
+               "l2": {"fgsm": [53, 46, 33, 17], "pgd": [50, 42, 22, 4]}},
+    "male": {"linf": {"fgsm": [52, 44, 31, 17, 7], "pgd": [51, 40, 24, 6, 2]},
+             "l2": {"fgsm": [55, 49, 37, 21], "pgd": [54, 46, 30, 8]}},
+}
+# (n, correct at the reference eps) of the age groups and the gender x age intersections; they add up.
+AT_AGE = {"0-19": (60, 21), "20-39": (50, 16), "60+": (18, 3)}
+AT_CROSS = {("female", "0-19"): (30, 9), ("female", "20-39"): (25, 6), ("female", "60+"): (9, 1),
+            ("male", "0-19"): (30, 12), ("male", "20-39"): (25, 10), ("male", "60+"): (9, 2)}
+AT_MIN_N = 20
+ART = {"library": "adversarial-robustness-toolbox", "version": "1.20.1"}
+
+
+def _share(k: int, n: int) -> dict[str, Any]:
+    v = round(k / n, 6)
+    return _m(v, _ci(v, n))
+
+
+def _at_curves(counts: dict[str, dict[str, list[int]]], n: int) -> dict[str, Any]:
+    return {norm: {a: [round(k / n, 6) for k in ks] for a, ks in c.items()} for norm, c in counts.items()}
+
+
+def _at_scaled(k_ref: int, n: int) -> dict[str, Any]:
+    """A group's curves: the all-images counts scaled so that the reference eps gives ``k_ref`` of ``n``."""
+    total = {norm: {a: [sum(AT_CORRECT[g][norm][a][i] for g in AT_CORRECT) for i in range(len(AT_EPS[norm]))]
+                    for a in ("fgsm", "pgd")} for norm in AT_EPS}
+    f = (k_ref / n) / (total["linf"]["pgd"][2] / AT_N)
+    return {norm: {a: [round(min(1.0, k / AT_N * f), 6) for k in ks] for a, ks in c.items()} for norm, c in total.items()}
+
+
+def _at_group(n: int, k: int, curves: dict[str, Any], median: float, not_flipped: int) -> dict[str, Any]:
+    thin = n < AT_MIN_N
+    acc = _share(k, n)
+    p = _p(abs(acc["value"] - 40 / AT_N), n)
+    return {"n": n, "insufficient_data": thin, "robust_accuracy": {**acc, "p_value": p, "p_adjusted": min(1.0, round(p * 3, 6)),
+                                                                      "significant": False},
+            "curves": curves, "median_minimal_eps": _m(round(median, 6), [round(median * 0.7, 6), round(median * 1.3, 6)],
+                                                        n_not_flipped=not_flipped)}
+
+
+def _at_scope(kind: str, attrs: list[str], groups: dict[str, Any], p: float) -> dict[str, Any]:
+    ok = {g: v["robust_accuracy"]["value"] for g, v in groups.items() if not v["insufficient_data"]}
+    lo, hi = min(ok, key=ok.get), max(ok, key=ok.get)
+    gap, excluded = round(ok[hi] - ok[lo], 6), [g for g, v in groups.items() if v["insufficient_data"]]
+    worst = groups[lo]["robust_accuracy"]
+    return {"scope": {"kind": kind, "attributes": attrs},
+            "robust_accuracy_difference": _m(gap, [round(max(0.0, gap - 0.15), 6), round(gap + 0.15, 6)], groups=[lo, hi],
+                                             excluded_groups=excluded, p_value=p, p_adjusted=min(1.0, round(p * 3, 6)),
+                                             significant=p * 3 < 0.05, power={"achieved": 0.3, "n_more": 400}),
+            "robust_accuracy_ratio": _m(round(ok[lo] / ok[hi], 6), None, groups=[lo, hi], excluded_groups=excluded),
+            "worst_group_robust_accuracy": _m(worst["value"], worst["ci"], groups=[lo], excluded_groups=excluded)}
+
+
+def _wb_settings(attack: str, norm: str, eps: Any, **extra: Any) -> dict[str, Any]:
+    pgd = attack == "pgd"
+    return {"attack": attack, "norm": norm, "eps": eps, "steps": 10 if pgd else 1,
+            "step_size": "2.5 * eps / steps" if pgd else "eps", "restarts": 1, "random_start": pgd, "seed": 0, **extra,
+            "library": "auditor (torch)", "torch": "2.14.1"}
+
+
+def attacks(masked: bool = False) -> dict[str, Any]:
+    """A checks.attacks entry in the issue-5 schema: 128 images, 116 classified correctly, 40 still correct
+    under PGD at 4/255 (female 16 of 64, male 24 of 64); black-box attacks on the first 32 images.
+    ``masked``: Square (black-box) beats PGD and an unbounded attack leaves 7 of 32 correct: two
+    gradient-masking flags make the result unreliable."""
+    pgd_all = [sum(AT_CORRECT[g]["linf"]["pgd"][i] for g in AT_CORRECT) for i in range(5)]
+    assert pgd_all[2] == 40 and sum(k for _, k in AT_AGE.values()) == 40 == sum(k for _, k in AT_CROSS.values())
+    overall_curves = {norm: {"eps": AT_EPS[norm], **{a: [round(sum(AT_CORRECT[g][norm][a][i] for g in AT_CORRECT) / AT_N, 6)
+                                                         for i in range(len(AT_EPS[norm]))] for a in ("fgsm", "pgd")}}
+                      for norm in AT_EPS}
+    by_group: dict[str, Any] = {
+        "gender": {g: _at_group(64, c["linf"]["pgd"][2], _at_curves(c, 64), (2.5 if g == "female" else 3.5) / 255,
+                                0 if g == "female" else 2) for g, c in AT_CORRECT.items()},
+        "age": {g: _at_group(n, k, _at_scaled(k, n), 3 / 255, 2 if g == "20-39" else 0) for g, (n, k) in AT_AGE.items()},
+        "gender+age": {f"{s} & {a}": _at_group(n, k, _at_scaled(k, n), 3 / 255, 2 if (s, a) == ("male", "20-39") else 0)
+                       for (s, a), (n, k) in AT_CROSS.items()},
+    }
+    for key, v in by_group["gender+age"].items():
+        v["members"] = dict(zip(("gender", "age"), key.split(" & ")))
+    square_k = 4 if masked else 11  # of 32 still correct under Square at 4/255
+    flags = [] if not masked else [
+        {"id": "blackbox_beats_whitebox",
+         "message": "The black-box Square attack left a robust accuracy of 12.5% at eps 4/255, well below the 31.2% the "
+                    "white-box PGD attack left on the same images: an attack without gradients should not beat one "
+                    "with them, so the gradients mislead PGD and the robustness numbers cannot be trusted.",
+         "evidence": {"attack": "square", "eps": AT_REF, "blackbox": 0.125, "pgd": 0.3125, "tol": 0.088388}},
+        {"id": "unbounded_not_zero",
+         "message": "With a perturbation budget large enough to change every pixel completely, the attack still left a "
+                    "robust accuracy of 21.9% (above 10%): an attack free to replace the whole image should always win.",
+         "evidence": {"unbounded_accuracy": 0.21875, "threshold": 0.1}},
+    ]
+    summary = ("The robustness measurement shows 2 signs of gradient masking (a black-box attack beat the white-box one "
+               "and an unlimited attack did not win), so the robustness numbers likely overstate how robust the model "
+               "is and should not be relied on without a stronger evaluation." if masked else
+               "No sign of gradient masking was found, so the robustness numbers can be taken at face value: the "
+               "attacks behaved as a working attack should.")
+    settings = [_wb_settings(a, n, AT_EPS[n]) for n in ("linf", "l2") for a in ("fgsm", "pgd")]
+    settings.append(_wb_settings("pgd", "linf", "minimal (bisection)", eps_max=32 / 255, tol=1 / 255))
+    overall = {
+        "clean_accuracy": _share(AT_CLEAN, AT_N),
+        "robust_accuracy": _share(40, AT_N),
+        "attack_success_rate": _share(AT_CLEAN - 40, AT_CLEAN),
+        "median_minimal_eps": _m(round(3 / 255, 6), [round(2 / 255, 6), round(4 / 255, 6)], n_not_flipped=2),
+        "reliable": {"value": 0 if masked else 1, "ci": None},
+        "n_masking_flags": {"value": len(flags), "ci": None},
+        "settings": settings,
+        "curves": overall_curves,
+        "masking": {"reliable": not masked, "summary": summary, "flags": flags,
+                    "gradients": {"zero_share": 0.0, "nonfinite_share": 0.0, "differentiable": True, "reason": None, "n": 32},
+                    "determinism": {"deterministic": True, "max_abs_diff": 0.0, "prediction_changes": 0, "n": 32},
+                    "unbounded_accuracy": 0.21875 if masked else 0.0},
+        "blackbox": {
+            "square": {"norm": "linf", "eps": AT_REF, "n": 32, "robust_accuracy": square_k / 32, "success_rate": 1 - square_k / 32,
+                       "queries": 12_000, "settings": {"attack": "square", "norm": "linf", "eps": AT_REF, "max_queries": 500,
+                                                       "seed": 0, **ART}},
+            "hopskipjump": {"norm": "l2", "eps": 0.5, "n": 32, "robust_accuracy": 0.40625, "success_rate": 0.59375,
+                            "queries": 15_800, "median_norm": 0.61,
+                            "settings": {"attack": "hopskipjump", "norm": "l2", "eps": 0.5, "max_queries": 500, "seed": 0, **ART}},
+            "transfer": {"norm": "linf", "eps": AT_REF, "n": 32, "robust_accuracy": 0.6875, "success_rate": 0.3125,
+                         "queries": 564, "substitute_agreement": 0.84, "n_pool": 512,
+                         "settings": {"attack": "transfer", "norm": "linf", "eps": AT_REF, "seed": 0, "substitute": "SmallCNN",
+                                      "epochs": 5, "pgd": {"steps": 10, "step_size": 0.003922, "random_start": True}}},
+            "queries": 28_364,
+        },
+    }
+    metrics: dict[str, Any] = {"overall": overall,
+                               "gender": _at_scope("attribute", ["gender"], by_group["gender"], 0.09),
+                               "age": _at_scope("attribute", ["age"], by_group["age"], 0.8),
+                               "gender+age": _at_scope("intersection", ["gender", "age"], by_group["gender+age"], 0.3)}
+    return {
+        "status": "ok", "seconds": 95.0, "error": None,
+        "params": {"n_images": AT_N, "steps": 10, "restarts": 1, "eps_linf": AT_EPS["linf"], "eps_l2": AT_EPS["l2"],
+                   "reference_eps": AT_REF, "n_blackbox": 32, "max_queries": 500, "blackbox": True,
+                   "min_group_size": AT_MIN_N, "pool": 512, "epochs": 5},
+        "metrics": metrics, "by_group": by_group,
+        "figures": {"gallery": {"data_uri": PIXEL, "caption": "Original, perturbation and adversarial image with predictions"}},
+    }
+
+
+def results_attacks(masked: bool = False) -> dict[str, Any]:
+    """A run of the attacks check alone on a two-class model, with a policy clause on its robust accuracy."""
+    at = attacks(masked)
+    value = at["metrics"]["overall"]["robust_accuracy"]
+    clause = _clause("robust-accuracy", "checks.attacks.metrics.overall.robust_accuracy", ">=", 0.5, value["value"],
+                     value["ci"], "fail")
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --checks attacks --seed 0",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
+                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
+                  "input_size": [64, 64]},
+        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 0,
+                  "skipped": [], "target": "smiling", "classes": ["not_smiling", "smiling"],
+                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 560, "20-39": 470, "60+": 170}}},
+        "checks": {"attacks": at},
+        "policy": {"name": "robustness", "version": "1", "verdict": "fail", "clauses": [clause], "baseline": None,
+                   "regressions_skipped": [], "warnings": []},
+        "cost": {"forward_passes": 120_000, "backward_passes": 40_000, "seconds": {"predict": 1.0, "attacks": 95.0},
+                 "seconds_total": 96.0},
+        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1",
+                        "adversarial-robustness-toolbox": "1.20.1"},
+    }

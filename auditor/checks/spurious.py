@@ -18,6 +18,7 @@ from PIL import Image
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
+from auditor.checks.sampling import balanced_rows, load_rows
 from auditor.checks.significance import adjust_pvalues
 from auditor.errors import ProbeError
 from auditor.spurious import evidence as ev
@@ -25,7 +26,6 @@ from auditor.spurious.counterfactual import Confirmation, confirm
 from auditor.spurious.figure_set import check_figures
 from auditor.spurious.masks import deletion_score, learn_masks
 from auditor.spurious.perturb import OPERATORS
-from probes import make_loader
 from probes.base import safe_join
 
 __all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
@@ -68,8 +68,9 @@ class Spurious(Check):
         cfg = self.config
         pred = ctx.predictions
         steps = cfg["steps"] or BUDGET_STEPS.get(ctx.budget, BUDGET_STEPS["standard"])
-        rows = _sample(pred.y_pred, cfg["n_images"] or BUDGET_IMAGES.get(ctx.budget, BUDGET_IMAGES["standard"]), ctx.seed)
-        images, rows = self._images(ctx, pred.index, rows)
+        rows = balanced_rows(pred.y_pred, cfg["n_images"] or BUDGET_IMAGES.get(ctx.budget, BUDGET_IMAGES["standard"]),
+                             ctx.seed, "spurious")
+        images, rows = load_rows(ctx, rows)
         predicted = pred.y_pred[rows]
         h, w = images.shape[-2:]
         result = CheckResult(params={**cfg, "n_images": int(len(rows)), "steps": steps, "game": "deletion", "input_size": [h, w],
@@ -154,19 +155,6 @@ class Spurious(Check):
         result.seconds = time.perf_counter() - start
         return result
 
-    def _images(self, ctx: CheckContext, index: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """The sampled images in the model's input frame, and the rows that could be read."""
-        parts, got = [], []
-        for batch in make_loader(ctx.probe, ctx.input_size, batch_size=ctx.batch_size, indices=[int(i) for i in index[rows]]):
-            if len(batch.indices):
-                parts.append(batch.images)
-                got.append(batch.indices.numpy())
-        if not parts:
-            raise ValueError("no image of the sample could be read a second time; check the probe's image files")
-        read = np.concatenate(got)
-        position = {int(i): r for i, r in zip(index[rows], rows)}
-        return torch.cat(parts), np.array([position[int(i)] for i in read], dtype=np.int64)
-
     @staticmethod
     def _subjects(ctx: CheckContext, index: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Subject masks in the model's input frame (N, H, W): from ``subject_mask`` PNGs, else from
@@ -203,19 +191,6 @@ class Spurious(Check):
                                       steps=DELETION_STEPS, operator=self.config["operator"], batch_size=ctx.batch_size).numpy())
             result.forward_passes += len(images) * (DELETION_STEPS + 1) + 1
         return out[0], out[1]
-
-
-def _sample(predicted: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Up to ``n`` prediction rows, balanced over the predicted classes (a rare class gives all it has
-    and the rest go to the others), seeded."""
-    rng = np.random.default_rng([seed, zlib.crc32(b"spurious")])
-    pools = {c: list(rng.permutation(np.flatnonzero(predicted == c))) for c in np.unique(predicted)}
-    picked: list[int] = []
-    while len(picked) < n and any(pools.values()):
-        for c in sorted(pools):
-            if pools[c] and len(picked) < n:
-                picked.append(int(pools[c].pop()))
-    return np.sort(np.array(picked, dtype=np.int64))
 
 
 def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from auditor.errors import AuditCancelled, UsageError
+from auditor.frozen import frozen
 from auditor.spurious.perturb import OPERATORS, apply_stack, blur, perturbation_stack
 
 __all__ = ["GAMES", "MaskParameterError", "MaskResult", "deletion_score", "learn_masks"]
@@ -210,30 +211,6 @@ def _check_inputs(model: Callable[[Tensor], Tensor], images: Any, targets: Any, 
     return images, targets.long().to(images.device), n_classes
 
 
-class _Frozen:
-    """Eval mode and requires_grad False for the call; the model is left as it was found."""
-
-    def __init__(self, model: Callable[[Tensor], Tensor]) -> None:
-        self.module = model if isinstance(model, torch.nn.Module) else None
-        self.training: list[tuple[torch.nn.Module, bool]] = []
-        self.grads: list[tuple[torch.nn.Parameter, bool]] = []
-
-    def __enter__(self) -> None:
-        if self.module is not None:
-            self.training = [(m, m.training) for m in self.module.modules()]
-            self.grads = [(p, p.requires_grad) for p in self.module.parameters()]
-            self.module.eval()
-            for p, _ in self.grads:
-                p.requires_grad_(False)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.module is not None:
-            for m, mode in self.training:
-                m.training = mode
-            for p, flag in self.grads:
-                p.requires_grad_(flag)
-
-
 def learn_masks(
     model: Callable[[Tensor], Tensor],
     images: Tensor,
@@ -298,7 +275,7 @@ def learn_masks(
     if tv_weight < 0 or (area_weight is not None and area_weight < 0):
         raise _bad("tv_weight" if tv_weight < 0 else "area_weight", caller, "a float >= 0", min(tv_weight, area_weight or 0))
     dev = torch.device(device) if device is not None else (images.device if isinstance(images, Tensor) else torch.device("cpu"))
-    with _Frozen(model):
+    with frozen(model):
         images_in = images.to(dev) if isinstance(images, Tensor) else images
         images_in, targets_t, n_classes = _check_inputs(model, images_in, targets, caller)
         h, w = images_in.shape[-2:]
@@ -375,7 +352,7 @@ def deletion_score(
         raise _bad("operator", caller, f"one of {OPERATORS}", operator)
     if not isinstance(steps, int) or steps < 1:
         raise _bad("steps", caller, "an int >= 1", steps)
-    with _Frozen(model):
+    with frozen(model):
         images, targets_t, _ = _check_inputs(model, images, targets, caller)
         n, _, h, w = images.shape
         sal = saliency.reshape(n, -1) if isinstance(saliency, Tensor) and saliency.numel() == n * h * w else None

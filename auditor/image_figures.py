@@ -1,4 +1,4 @@
-"""Figures of the spurious check as PNG data URIs (``checks.spurious.figures``): `evidence_overview`
+"""Image-panel figures as PNG data URIs, for the checks that show images (``checks.*.figures``): `evidence_overview`
 (mean evidence grid per class over its mean image), `example_overlays` (images over their evidence maps),
 `counterfactual_pairs` (before/after a removal or transplant).
 
@@ -22,7 +22,7 @@ import numpy as np
 from auditor._report_figures import _STYLE
 from auditor._report_format import short
 
-__all__ = ["counterfactual_pairs", "evidence_overview", "example_overlays"]
+__all__ = ["counterfactual_pairs", "evidence_overview", "example_overlays", "image_rows"]
 
 DPI = 100
 MAX_PANELS = 8  # classes in the overview, columns in the other figures
@@ -249,25 +249,30 @@ def example_overlays(images: np.ndarray, evidence: np.ndarray, titles: list[str]
 
 
 @_styled
-def counterfactual_pairs(before: np.ndarray, after: np.ndarray, labels_before: list[str],
-                         labels_after: list[str], box: Box, row_titles: tuple[str, str] = ("before", "after"),
-                         title: str = "") -> str:
-    """Two rows of at most `MAX_PANELS` images (before, after), the model's label under each and ``box``
-    (input pixels, end exclusive) outlined on every image; row titles on the left, ``title`` on top."""
-    rows = [_batch(before, rgb=True), _batch(after, rgb=True)]
-    labels = [list(labels_before), list(labels_after)]
-    n, side = max(1, len(rows[0][0]), len(rows[1][0])), 1.05
-    fig, ax, cells = _canvas(2, n, side, (0.15, 0.4), (0.35, 0.1, 0.3 if title else 0.1, 0.3))
-    for r, (imgs, hw) in enumerate(rows):
+def image_rows(rows: Sequence[np.ndarray], labels: Sequence[Sequence[str]], row_titles: Sequence[str],
+               box: Box | None = None, title: str = "") -> str:
+    """Rows of at most `MAX_PANELS` images each, a label under every image, ``box`` (input pixels, end
+    exclusive) outlined on every image when given; row titles on the left, ``title`` on top."""
+    batches = [_batch(r, rgb=True) for r in rows]
+    n, side = max([1] + [len(b[0]) for b in batches]), 1.05
+    fig, ax, cells = _canvas(max(1, len(batches)), n, side, (0.15, 0.4), (0.35, 0.1, 0.3 if title else 0.1, 0.3))
+    for r, (imgs, hw) in enumerate(batches):
+        names = list(labels[r]) if r < len(labels) else []
         for j, corner in enumerate(cells[r]):
             if j >= len(imgs):
                 _empty(ax, corner, side, "no image")
                 continue
             _image(ax, imgs[j], corner, side, hw, box)
-            _text(ax, _name(labels[r][j] if j < len(labels[r]) else ""), corner, side, "below")
+            _text(ax, _name(names[j] if j < len(names) else ""), corner, side, "below")
         _text(ax, _name(row_titles[r] if r < len(row_titles) else "", 14), cells[r][0], side, "left", 7.5)
     if title:
         fig.suptitle(short(title, int(fig.get_size_inches()[0] * 15)), x=0.01, y=0.99, ha="left", va="top",
                      fontsize=8)
     return _png(fig)
 
+
+def counterfactual_pairs(before: np.ndarray, after: np.ndarray, labels_before: list[str],
+                         labels_after: list[str], box: Box, row_titles: tuple[str, str] = ("before", "after"),
+                         title: str = "") -> str:
+    """Two rows (before, after) of `image_rows`, the model's label under each image and ``box`` outlined."""
+    return image_rows([before, after], [labels_before, labels_after], row_titles, box, title)
