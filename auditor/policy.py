@@ -168,11 +168,15 @@ def _validate_metric(path: str, where: str) -> None:
     if parts[1] not in names:
         raise _metric_error(path, where, f"names no registered check {parts[1]!r}", valid)
     leaf = parts[4]
-    if leaf not in get_check(parts[1]).metric_names or len(parts) > 6 or (len(parts) == 6 and parts[5] != "value"):
+    check = get_check(parts[1])
+    overall = check.overall_metric_names
+    known = set(check.metric_names) | set(overall or ())
+    if leaf not in known or len(parts) > 6 or (len(parts) == 6 and parts[5] != "value"):
         raise _metric_error(path, where, f"names no metric of {parts[1]}", valid)
-    if parts[3] != "overall" and not get_check(parts[1]).scoped:
+    if parts[3] != "overall" and not check.scoped:
         raise _metric_error(path, where, f"has a scope, but {parts[1]} reports only overall metrics", valid)
-    overall = get_check(parts[1]).overall_metric_names
+    if parts[3] != "overall" and leaf not in check.metric_names:
+        raise _metric_error(path, where, f"is an overall value of {parts[1]}; write checks.{parts[1]}.metrics.overall.{leaf}", valid)
     if parts[3] == "overall" and overall is not None and leaf not in overall:
         raise _metric_error(path, where, f"has no overall value ({leaf} compares groups; use * or a scope name)", valid)
     if "*" in parts[3] and parts[3] != "*" or any("*" in p for p in parts[:3] + parts[4:]):

@@ -12,9 +12,11 @@ SAMPLE_MODELS = {
     "clean_cnn": ROOT / "sample_models" / "clean_cnn" / "model.yaml",
 }
 SMALL_PROBE = "synth:faces:n=240"
-# The spurious check at a test size: the CLI tests exercise the command, not mask learning
-# (tests/test_spurious_check.py runs the check at the quick budget on the sample models).
-SMALL_SPURIOUS = ("--budget", "quick", "--param", "spurious.n_images=16", "--param", "spurious.steps=10")
+# The costly checks at a test size: the CLI tests exercise the command, not mask learning or attacks
+# (tests/test_spurious_check.py and tests/test_attacks_check.py run those checks on the sample models).
+SMALL_CHECKS = ("--budget", "quick", "--param", "spurious.n_images=16", "--param", "spurious.steps=10",
+                  "--param", "attacks.n_images=16", "--param", "attacks.steps=2", "--param", "attacks.n_blackbox=4",
+                  "--param", "attacks.max_queries=20")
 
 torch.set_num_threads(2)
 

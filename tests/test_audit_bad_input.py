@@ -8,7 +8,7 @@ import pickle
 import torch
 
 from auditor.cli import main
-from tests.conftest import SMALL_SPURIOUS
+from tests.conftest import SMALL_CHECKS
 from tests.model_fixtures import NaNModel, Touch, make_tiny
 from tests.probe_fixtures import manifest_probe, write_garbage, write_image
 
@@ -34,7 +34,7 @@ def _scripted(tmp_path, module=None):
 
 def _run(tmp_path, model, probe, *extra):
     out = tmp_path / "out"
-    code = main(["audit", str(model), "--probe", str(probe), "--out", str(out), "--device", "cpu", *SMALL_SPURIOUS,
+    code = main(["audit", str(model), "--probe", str(probe), "--out", str(out), "--device", "cpu", *SMALL_CHECKS,
                  "--param", "group_metrics.min_group_size=1", *extra])
     return code, out
 
@@ -138,7 +138,7 @@ def test_intersection_free_small_probe_still_reports_every_group(tmp_path):
 def test_out_path_that_is_a_file_is_exit_2_and_left_alone(tmp_path, capsys):
     target = tmp_path / "taken"
     target.write_text("keep me")
-    code = main(["audit", str(_scripted(tmp_path)), "--probe", str(_probe(tmp_path)), "--out", str(target), "--device", "cpu", *SMALL_SPURIOUS])
+    code = main(["audit", str(_scripted(tmp_path)), "--probe", str(_probe(tmp_path)), "--out", str(target), "--device", "cpu", *SMALL_CHECKS])
     assert code == 2
     assert "is a file" in _one_line_error(capsys)
     assert target.read_text() == "keep me"

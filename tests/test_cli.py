@@ -13,12 +13,12 @@ from safetensors.torch import load_file
 from auditor.cli import main
 from probes import open_probe
 from sample_models import architectures
-from tests.conftest import ROOT, SAMPLE_MODELS, SMALL_PROBE, SMALL_SPURIOUS
+from tests.conftest import ROOT, SAMPLE_MODELS, SMALL_PROBE, SMALL_CHECKS
 
 
 def _audit(tmp_path, model, *extra):
     out = tmp_path / "out"
-    code = main(["audit", str(model), "--probe", SMALL_PROBE, "--out", str(out), "--device", "cpu", *SMALL_SPURIOUS, *extra])
+    code = main(["audit", str(model), "--probe", SMALL_PROBE, "--out", str(out), "--device", "cpu", *SMALL_CHECKS, *extra])
     return code, out
 
 

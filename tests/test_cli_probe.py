@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from auditor.cli import main
-from tests.conftest import SAMPLE_MODELS, SMALL_SPURIOUS
+from tests.conftest import SAMPLE_MODELS, SMALL_CHECKS
 
 
 def test_probe_synth_writes_a_manifest_folder_that_probe_check_reads(tmp_path, capsys):
@@ -31,8 +31,8 @@ def test_written_synth_probe_audits_exactly_like_the_generated_one(tmp_path):
     folder = tmp_path / "synth"
     assert main(["probe", "synth", "--out", str(folder), "--n", "120", "--seed", "0", "--watermark", "0.4"]) == 0
     model = str(SAMPLE_MODELS["shortcut_cnn"])
-    main(["audit", model, "--probe", "synth:faces:n=120", "--out", str(tmp_path / "a"), "--device", "cpu", *SMALL_SPURIOUS])
-    main(["audit", model, "--probe", str(folder), "--out", str(tmp_path / "b"), "--device", "cpu", *SMALL_SPURIOUS])
+    main(["audit", model, "--probe", "synth:faces:n=120", "--out", str(tmp_path / "a"), "--device", "cpu", *SMALL_CHECKS])
+    main(["audit", model, "--probe", str(folder), "--out", str(tmp_path / "b"), "--device", "cpu", *SMALL_CHECKS])
     a = json.loads((tmp_path / "a" / "results.json").read_text())["checks"]
     b = json.loads((tmp_path / "b" / "results.json").read_text())["checks"]
     assert a["group_metrics"]["by_group"] == b["group_metrics"]["by_group"]

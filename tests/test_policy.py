@@ -414,3 +414,9 @@ def test_unknown_policy_name_exits_2_naming_the_shipped_ones(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert re.search(r"unknown policy 'strictest'.*shipped policies: default, eu-ai-act-high-risk, strict-ci", err)
+
+
+def test_an_overall_only_metric_under_a_scope_is_refused_naming_the_overall_path(tmp_path):
+    text = "name: t\nclauses:\n  - id: r\n    metric: checks.attacks.metrics.*.reliable\n    op: '>='\n    threshold: 1\n"
+    with pytest.raises(PolicyError, match=r"write checks\.attacks\.metrics\.overall\.reliable"):
+        load_policy(_write(tmp_path, text))

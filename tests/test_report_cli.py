@@ -10,7 +10,7 @@ import pytest
 
 from auditor.cli import main
 from auditor.results import write_results
-from tests.conftest import SAMPLE_MODELS, SMALL_PROBE, SMALL_SPURIOUS
+from tests.conftest import SAMPLE_MODELS, SMALL_PROBE, SMALL_CHECKS
 from tests.report_fixtures import results_v2
 
 FILES = {"html": "report.html", "pdf": "report.pdf", "md": "report.md", "junit": "report.junit.xml"}
@@ -65,7 +65,7 @@ def test_report_pdf_without_weasyprint_is_exit_2_and_writes_nothing(results_json
 
 def test_audit_writes_every_format_and_junit_agrees_with_the_exit_code(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code = main(["audit", str(SAMPLE_MODELS["shortcut_cnn"]), "--probe", SMALL_PROBE, "--out", str(out), "--device", "cpu", *SMALL_SPURIOUS,
+    code = main(["audit", str(SAMPLE_MODELS["shortcut_cnn"]), "--probe", SMALL_PROBE, "--out", str(out), "--device", "cpu", *SMALL_CHECKS,
                  "--format", "json,html,pdf,md,junit"])
     assert sorted(p.name for p in out.iterdir()) == sorted(["results.json", *FILES.values()])
     verdict = json.loads((out / "results.json").read_text())["policy"]["verdict"]

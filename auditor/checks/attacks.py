@@ -6,9 +6,6 @@ L-inf eps that flips each image; robust accuracy per group and intersection at a
 the group-metrics intervals, gaps and tests; black-box Square and HopSkipJump through ART and a
 transfer attack from a substitute trained on the model's own answers, with queries counted; and the
 gradient-masking diagnostics that decide whether the robustness numbers can be taken at face value.
-
-Not registered yet (issue 5): `auditor/checks/__init__.py` will register it once its default budget fits
-an audit and the CI run on CPU; until then it runs as ``Attacks(...).run(ctx)``.
 """
 from __future__ import annotations
 
@@ -24,10 +21,11 @@ import torch
 from auditor.attacks import gallery as gallery_
 from auditor.attacks import masking
 from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
-from auditor.attacks.by_group import robust_accuracy_by_group
+from auditor.checks.attack_groups import robust_accuracy_by_group
 from auditor.attacks.transfer import transfer_attack
 from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows
 from auditor.errors import UsageError
 
@@ -57,6 +55,7 @@ def parse_eps(text: str, norm: str, param: str) -> list[float]:
     return values
 
 
+@register_check
 class Attacks(Check):
     """White-box, black-box and transfer attacks; robust accuracy per group; gradient-masking diagnostics."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from auditor.attacks.by_group import robust_accuracy_by_group
+from auditor.checks.attack_groups import robust_accuracy_by_group
 from auditor.checks.base import CheckContext, Predictions
 from auditor.models import LoadedModel
 from probes import open_probe
