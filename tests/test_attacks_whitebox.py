@@ -388,3 +388,23 @@ def test_robust_accuracy_agrees_with_arts_pgd(clean_cnn_faces, norm, eps_values)
         accuracies.append(our_accuracy)
     assert accuracies[0] - accuracies[1] >= 0.2  # eps values where the attack matters
     assert not math.isclose(accuracies[0], 1.0)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 2 / 255), ("l2", 0.25)])
+def test_fgsm_agrees_with_arts_fast_gradient_method(clean_cnn_faces, norm, eps):
+    art_classifier = pytest.importorskip("art.estimators.classification")
+    from art.attacks.evasion import FastGradientMethod
+
+    model, x, y = clean_cnn_faces
+    classifier = art_classifier.PyTorchClassifier(
+        model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]), nb_classes=2, clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
+    ours = fgsm(model, x, y, eps, norm=norm)
+    x_art = torch.from_numpy(FastGradientMethod(classifier, norm=np.inf if norm == "linf" else 2, eps=eps,
+                                                batch_size=64).generate(x.numpy(), y=y.numpy()))
+    with torch.no_grad():
+        art_accuracy = float((model(x_art).argmax(1) == y).float().mean())
+    our_accuracy = 1.0 - float(ours.success.float().mean())
+    assert abs(our_accuracy - art_accuracy) <= 0.05, (our_accuracy, art_accuracy)
+    assert our_accuracy < float((model(x).argmax(1) == y).float().mean())  # the attack does something here
