@@ -130,6 +130,7 @@ def _group_row(name: Any, g: dict[str, Any]) -> dict[str, Any]:
     m = g.get("robust_accuracy")
     return {"name": short(name), "n": _count(g.get("n")), "thin": bool(g.get("insufficient_data")), "robust": _metric(m),
             "sig": as_dict(m).get("significant") is True, "min_eps": _measured_eps(g.get("median_minimal_eps")),
+            "success": _metric(g.get("attack_success_rate")) if isinstance(g.get("attack_success_rate"), dict) else None,
             "value": metric_value(m)}
 
 
@@ -169,8 +170,8 @@ def _blackbox(bb: dict[str, Any]) -> list[dict[str, Any]]:
         extra = []
         if metric_value(e.get("substitute_agreement")) is not None:
             n_pool = _count(e.get("n_pool"))
-            extra.append(f"substitute agrees with the model on {fmt_num(metric_value(e['substitute_agreement']))}"
-                         + (f" of {n_pool} pool images" if n_pool is not None else ""))
+            extra.append(f"substitute agrees with the model on {fmt_num(metric_value(e['substitute_agreement']))} of the "
+                         "attacked images" + (f" (trained on {n_pool} pool images)" if n_pool is not None else ""))
         if metric_value(e.get("median_norm")) is not None:
             extra.append(f"median L2 norm found {fmt_num(metric_value(e['median_norm']))}")
         rows.append({"label": label, "reason": None, "norm": NORMS.get(norm) if isinstance(norm, str) and norm in NORMS

@@ -85,6 +85,10 @@ def test_robust_accuracy_falls_with_eps_and_per_group_numbers_add_up(plain):
     assert hits == pytest.approx(overall["robust_accuracy"]["value"] * SMALL["n_images"], abs=1e-4)
     for g in groups.values():
         assert g["curves"]["linf"]["pgd"][ref] == pytest.approx(g["robust_accuracy"]["value"], abs=1e-6)
+        success = g["attack_success_rate"]
+        if success["value"] is not None:  # flipped share of the correctly classified: robust = clean x (1 - success)
+            lo, hi = success["ci"]
+            assert lo <= success["value"] <= hi
     assert "robust_accuracy_difference" in result.metrics["race"]
     assert "gender+race" in result.metrics
 

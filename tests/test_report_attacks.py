@@ -172,7 +172,7 @@ def test_blackbox_and_settings_tables(section: str) -> None:
     bb = _table(section, "Black-box attacks")
     assert re.search(r">Square \(ART\)</th><td>L∞</td><td[^>]*>4/255</td>\s*<td[^>]*>32</td><td[^>]*>.*0.125.*0.875.*>12,000<", bb)
     assert "median L2 norm found 0.610" in bb and ">0.5<" in _row(bb, "HopSkipJump (ART)")
-    assert "substitute agrees with the model on 0.840 of 512 pool images" in bb and ">564<" in bb
+    assert "substitute agrees with the model on 0.840 of the attacked images (trained on 512 pool images)" in bb and ">564<" in bb
     assert "Model queries by the black-box attacks, in all: 28,364." in section
     settings = _table(section, "Attack settings")
     rows = re.findall(r'<tr><th scope="row">([^<]+)</th>', settings)

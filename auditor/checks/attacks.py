@@ -246,7 +246,10 @@ class Attacks(Check):
             groups = {}
             for g, v in entry["groups"].items():
                 sel = labels == g if labels is not None else np.zeros(len(rows), bool)
+                right = sel & clean
                 groups[g] = {"n": v["n"], "insufficient_data": v["insufficient_data"], "robust_accuracy": v["accuracy"],
+                             "attack_success_rate": _share(~correct_ref[right], ctx.seed) if right.any()
+                             else _none("no image of the group was classified correctly"),
                              "curves": {n: {a: _round_list(c[a][:, sel].mean(axis=1)) if sel.any() else None
                                             for a in ("fgsm", "pgd")} for n, c in curves.items()},
                              "median_minimal_eps": _median(min_eps[sel] if min_eps is not None else None, clean[sel], ctx.seed)}
