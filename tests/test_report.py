@@ -279,3 +279,13 @@ def test_write_html_replaces_an_existing_report(tmp_path: Path) -> None:
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "old report" not in text and text.startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+
+def test_the_chart_cache_hands_groups_over_in_results_order_not_alphabetical():
+    from auditor._report_figures import _cached
+
+    seen = []
+    chart = _cached(lambda groups: seen.append(list(groups)) or "drawn")
+    assert chart({"5-9": 0.9, "10-19": 0.8, "20+": 0.7}) == "drawn"
+    assert seen == [["5-9", "10-19", "20+"]]
