@@ -25,3 +25,13 @@ torch.set_num_threads(2)
 def sample_model(request) -> Path:
     """Each sample model's spec YAML in turn."""
     return SAMPLE_MODELS[request.param]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on tiny tensors a second thread only adds synchronisation (and
+    stalls on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ SIZE = 16
 PATCH = (slice(5, 11), slice(5, 11))  # the centred 6x6 patch whose colour is the class (flip-invariant)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 class ChannelModel(torch.nn.Module):

@@ -22,13 +22,7 @@ EPS = [2 / 255, 4 / 255, 8 / 255]
 HEALTHY = {"fgsm": [0.50, 0.35, 0.20], "pgd": [0.45, 0.25, 0.05]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def ids(flags: list[Flag]) -> list[str]:

@@ -363,16 +363,21 @@ def clean_cnn_faces():
     return model, batch.images, y
 
 
-@pytest.mark.parametrize("norm,eps_values", [("linf", (1 / 255, 2 / 255)), ("l2", (0.25, 0.5))])
-def test_robust_accuracy_agrees_with_arts_pgd(clean_cnn_faces, norm, eps_values):
+def _art_classifier(model: nn.Module, x: torch.Tensor):
+    """ART's wrapper of ``model`` for its reference attacks (skips the test without ART)."""
     art_classifier = pytest.importorskip("art.estimators.classification")
-    from art.attacks.evasion import ProjectedGradientDescentPyTorch
-
-    model, x, y = clean_cnn_faces
-    classifier = art_classifier.PyTorchClassifier(
+    return art_classifier.PyTorchClassifier(
         model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]), nb_classes=2, clip_values=(0.0, 1.0),
         device_type="cpu",
     )
+
+
+@pytest.mark.parametrize("norm,eps_values", [("linf", (1 / 255, 2 / 255)), ("l2", (0.25, 0.5))])
+def test_robust_accuracy_agrees_with_arts_pgd(clean_cnn_faces, norm, eps_values):
+    from art.attacks.evasion import ProjectedGradientDescentPyTorch
+
+    model, x, y = clean_cnn_faces
+    classifier = _art_classifier(model, x)
     accuracies = []
     for eps in eps_values:
         ours = pgd(model, x, y, eps, norm=norm, steps=10, random_start=False)
@@ -392,14 +397,10 @@ def test_robust_accuracy_agrees_with_arts_pgd(clean_cnn_faces, norm, eps_values)
 
 @pytest.mark.parametrize("norm,eps", [("linf", 2 / 255), ("l2", 0.25)])
 def test_fgsm_agrees_with_arts_fast_gradient_method(clean_cnn_faces, norm, eps):
-    art_classifier = pytest.importorskip("art.estimators.classification")
     from art.attacks.evasion import FastGradientMethod
 
     model, x, y = clean_cnn_faces
-    classifier = art_classifier.PyTorchClassifier(
-        model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]), nb_classes=2, clip_values=(0.0, 1.0),
-        device_type="cpu",
-    )
+    classifier = _art_classifier(model, x)
     ours = fgsm(model, x, y, eps, norm=norm)
     x_art = torch.from_numpy(FastGradientMethod(classifier, norm=np.inf if norm == "linf" else 2, eps=eps,
                                                 batch_size=64).generate(x.numpy(), y=y.numpy()))

@@ -112,7 +112,8 @@ def test_overview_class_without_map_or_image():
     maps[2] = np.full((7, 7), np.nan)
     images = list(smooth_images(4))
     images[3] = None  # a map but no mean image: drawn on a plain background
-    png(overview(4, maps=maps, mean_images=images, counts=[3, 0, 2, 1]))
+    drawn = png(overview(4, maps=maps, mean_images=images, counts=[3, 0, 2, 1]))[0]
+    assert drawn.size == png(overview(4))[0].size  # every class keeps its panel
 
 
 def test_overview_caps_panels_at_eight():
@@ -121,11 +122,12 @@ def test_overview_caps_panels_at_eight():
 
 
 def test_overview_odd_input():
-    png(overview(len(HOSTILE), classes=HOSTILE))  # mathtext off: "$\\frac{$" is a name, not a parse error
-    png(figures.evidence_overview([], [], [], []))
+    assert png(overview(len(HOSTILE), classes=HOSTILE))[0].width > 0  # mathtext off: "$\\frac{$" is a name
+    assert png(figures.evidence_overview([], [], [], []))[0].width > 0
     # lists shorter than the classes, a 1x1 grid, a ragged grid, an all-zero grid, a count that is not a number
-    png(figures.evidence_overview(["a", "b", "c", "d"], [None], [[[1.0]], [[0.5, 0.5], [0.1]], np.zeros((7, 7))],
-                                  [1, None, float("nan")]))
+    odd = png(figures.evidence_overview(["a", "b", "c", "d"], [None], [[[1.0]], [[0.5, 0.5], [0.1]], np.zeros((7, 7))],
+                                        [1, None, float("nan")]))[0]
+    assert odd.size == png(overview(4))[0].size
 
 
 # -- example_overlays --------------------------------------------------------------------------------------
@@ -141,8 +143,9 @@ def test_overlays_cap_columns_and_odd_input():
 
 
 def test_overlays_empty_and_single():
-    png(figures.example_overlays(np.zeros((0, 64, 64, 3)), np.zeros((0, 64, 64)), []))
-    png(figures.example_overlays(smooth_images(1)[0], blobs(1)[0], ["one"]))  # a single image, no batch axis
+    empty = png(figures.example_overlays(np.zeros((0, 64, 64, 3)), np.zeros((0, 64, 64)), []))[0]
+    single = png(figures.example_overlays(smooth_images(1)[0], blobs(1)[0], ["one"]))[0]  # no batch axis
+    assert empty.size == single.size  # one column either way: "no images", or the image
 
 
 # -- counterfactual_pairs ----------------------------------------------------------------------------------
@@ -159,7 +162,8 @@ def test_pairs_nan_and_short_label_lists():
     before = smooth_images(3)
     after = before.copy()
     after[:, :10] = np.nan
-    png(pairs(3, before=before, after=after, labels_before=["a"], labels_after=[]))
+    drawn = png(pairs(3, before=before, after=after, labels_before=["a"], labels_after=[]))[0]
+    assert drawn.size == png(pairs(3))[0].size
 
 
 def test_large_input_is_downscaled_and_stays_small():

@@ -12,13 +12,7 @@ AROUND = (slice(18, 28), slice(2, 12))  # the patch grown by 2 px (the mask is s
 FAST = dict(steps=100, mask_size=(16, 16), seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation (and stalls on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 class PatchModel(torch.nn.Module):

@@ -284,18 +284,21 @@ _LEVELS = {  # each dict of the entry whose keys are deleted or given a wrong ty
 _KEYS = [(level, key) for level, get in _LEVELS.items() for key in get(results_attacks(True))]
 
 
-def _renders(results: dict[str, Any]) -> None:
+def _renders(results: dict[str, Any]) -> str:
+    """The HTML of ``results``, after checking that HTML, Markdown and JUnit all render cleanly."""
     html = render_html(results)
     assert "Audit report" in html and 'id="check-0-attacks"' in html and not CONTROL.search(html)
     assert render_markdown(results).startswith("## Audit report")
     ET.fromstring(render_junit(results))
+    return html
 
 
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
 def test_renders_without_each_key(level: str, key: str) -> None:
     results = results_attacks(True)
     del _LEVELS[level](results)[key]
-    _renders(results)
+    assert key not in _LEVELS[level](results)
+    assert 'id="check-0-attacks"' in _renders(results)
 
 
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
@@ -310,7 +313,8 @@ def test_renders_when_the_whole_entry_is_malformed() -> None:
     for bad in (None, "x", 3, [], {}, {"metrics": None}, {"metrics": {"overall": 3}},
                 {"metrics": {"overall": {"masking": [1], "settings": {"a": 1}, "blackbox": [2], "curves": "x"}}},
                 {"metrics": {"overall": {"clean_accuracy": 0.9}, "gender": [1]}, "by_group": {"gender": [1], "age": {"a": 2}}}):
-        _renders({**results_attacks(), "checks": {"attacks": bad}})
+        html = _renders({**results_attacks(), "checks": {"attacks": bad}})
+        assert "Check details" in html and "Traceback" not in html
 
 
 def _hostile() -> dict[str, Any]:

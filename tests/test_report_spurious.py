@@ -180,18 +180,21 @@ _LEVELS = {  # each dict of the entry whose keys are deleted or given a wrong ty
 _KEYS = [(level, key) for level, get in _LEVELS.items() for key in get(results_spurious())]
 
 
-def _renders(results: dict[str, Any]) -> None:
+def _renders(results: dict[str, Any]) -> str:
+    """The HTML of ``results``, after checking that HTML, Markdown and JUnit all render cleanly."""
     html = render_html(results)
     assert "Audit report" in html and 'id="check-0-spurious"' in html and not CONTROL.search(html)
     assert render_markdown(results).startswith("## Audit report")
     ET.fromstring(render_junit(results))
+    return html
 
 
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
 def test_renders_without_each_key(level: str, key: str) -> None:
     results = results_spurious()
     del _LEVELS[level](results)[key]
-    _renders(results)
+    assert key not in _LEVELS[level](results)
+    assert 'id="check-0-spurious"' in _renders(results)
 
 
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
@@ -204,7 +207,8 @@ def test_renders_when_a_key_has_an_unexpected_type(level: str, key: str) -> None
 
 def test_renders_when_the_whole_entry_is_malformed() -> None:
     for bad in (None, "x", 3, [], {}, {"metrics": None}, {"metrics": {"overall": 3, "findings": {"a": 1}}}):
-        _renders({**results_spurious(), "checks": {"spurious": bad}})
+        html = _renders({**results_spurious(), "checks": {"spurious": bad}})
+        assert "Check details" in html and "Traceback" not in html
 
 
 def _hostile() -> dict[str, Any]:
