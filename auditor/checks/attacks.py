@@ -24,6 +24,7 @@ from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
 from auditor.checks.attack_groups import robust_accuracy_by_group
 from auditor.attacks.transfer import transfer_attack
 from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
+from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows
@@ -267,8 +268,7 @@ def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
     v = np.asarray(flags, dtype=float)
     if v.size == 0:
         return _none("no image")
-    draws = v[np.random.default_rng(seed).integers(0, v.size, (N_BOOT, v.size))].mean(axis=1)
-    return {"value": _round(v.mean()), "ci": [_round(np.quantile(draws, 0.025)), _round(np.quantile(draws, 0.975))]}
+    return {"value": _round(v.mean()), "ci": boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95)}
 
 
 def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
-    "proportion_counts", "ratio_of", "disparity_draws", "interval",
+    "proportion_counts", "ratio_of", "disparity_draws", "mean_draws", "interval",
 ]
 
 
@@ -123,6 +123,11 @@ def disparity_draws(values: np.ndarray) -> dict[str, np.ndarray]:
         lo = np.nanmin(values, axis=-1)
         hi = np.nanmax(values, axis=-1)
         return {"difference": hi - lo, "ratio": ratio_of(lo, hi), "min": lo}
+
+
+def mean_draws(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """``n_boot`` bootstrap means of ``values`` (1-D, non-empty): each a mean of a resample with replacement."""
+    return values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
 
 
 def interval(draws: np.ndarray, level: float) -> list[float] | None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import balanced_rows, load_rows
@@ -248,9 +249,7 @@ def _mean_ci(values: np.ndarray, rng: np.random.Generator, reason: str) -> dict[
     v = v[np.isfinite(v)]
     if v.size == 0:
         return {"value": None, "ci": None, "reason": reason}
-    draws = v[rng.integers(0, v.size, (N_BOOT, v.size))].mean(axis=1)
-    lo, hi = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return {"value": _round(v.mean()), "ci": [_round(lo), _round(hi)], "reason": None}
+    return {"value": _round(v.mean()), "ci": boot.interval(boot.mean_draws(v, rng, N_BOOT), LEVEL), "reason": None}
 
 
 def _by_group(groups: dict[str, np.ndarray], grids: np.ndarray, off: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
