@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from auditor.spurious import MaskParameterError, deletion_score, learn_masks, perturbed
+from auditor.spurious import MaskParameterError, deletion_score, insertion_score, learn_masks, perturbed, saliency_curve
 
 SIZE = 32
 PATCH = (slice(20, 26), slice(4, 10))  # rows, cols of the 6x6 region the model reads
@@ -157,6 +157,32 @@ def test_deletion_score_is_lower_for_the_true_patch_than_for_random_saliency():
     assert good.shape == (4,) and bool((good < bad - 0.3).all())
     with pytest.raises(ValueError, match="'saliency' parameter of deletion_score"):
         deletion_score(model, x, ones(4), torch.rand(4, 8, 8))
+
+
+def test_insertion_score_is_higher_for_the_true_patch_than_for_random_saliency():
+    model, x = PatchModel(), patch_images(4)
+    truth = torch.zeros(4, SIZE, SIZE)
+    truth[:, PATCH[0], PATCH[1]] = 1.0
+    noise = torch.rand(4, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    good = insertion_score(model, x, ones(4), truth, steps=16)
+    bad = insertion_score(model, x, ones(4), noise, steps=16)
+    assert good.shape == (4,) and bool((good > bad + 0.2).all())  # truth 0.93, noise 0.65-0.72
+    with pytest.raises(ValueError, match="'saliency' parameter of insertion_score"):
+        insertion_score(model, x, ones(4), torch.full((4, SIZE, SIZE), float("nan")))
+
+
+def test_deletion_and_insertion_curves_run_between_the_image_and_its_perturbation():
+    model, x = PatchModel(), patch_images(3)
+    sal = torch.rand(3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    deletion = saliency_curve(model, x, ones(3), sal, 8, game="deletion")
+    insertion = saliency_curve(model, x, ones(3), sal, 8, game="insertion")
+    assert deletion.shape == insertion.shape == (3, 9)
+    # deletion starts at the image and ends fully perturbed; insertion goes the other way
+    torch.testing.assert_close(deletion[:, 0], insertion[:, -1])
+    torch.testing.assert_close(deletion[:, -1], insertion[:, 0])
+    assert float(deletion[:, 0].min()) > 0.9 and float(deletion[:, -1].max()) < 0.3  # grey patch: logit -1
+    with pytest.raises(ValueError, match="'game' parameter of saliency_curve"):
+        saliency_curve(model, x, ones(3), sal, 8, game="preservation")
 
 
 def test_learned_deletion_mask_scores_like_the_true_patch():

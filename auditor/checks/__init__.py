@@ -8,6 +8,7 @@ from auditor.checks.registry import check_names, get_check, list_checks, registe
 from auditor.checks import group_metrics as _group_metrics  # noqa: E402,F401
 from auditor.checks import spurious as _spurious  # noqa: E402,F401
 from auditor.checks import attacks as _attacks  # noqa: E402,F401
+from auditor.checks import explanations as _explanations  # noqa: E402,F401
 
 __all__ = [
     "Check",

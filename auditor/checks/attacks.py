@@ -151,8 +151,8 @@ class Attacks(Check):
         overall["n_masking_flags"] = {"value": len(flags), "ci": None}
         overall["masking"] = {"reliable": masking.reliable(flags), "summary": masking.summary(flags),
                               "flags": [f.as_dict() for f in flags], "gradients": grads, "determinism": determinism,
-                              "unbounded_accuracy": _round(unbounded)}
-        overall["curves"] = {n: {"eps": c["eps"], **{a: _round_list(c[a].mean(axis=1)) for a in ("fgsm", "pgd") if a in c}}
+                              "unbounded_accuracy": boot.rounded(unbounded)}
+        overall["curves"] = {n: {"eps": c["eps"], **{a: boot.rounded_list(c[a].mean(axis=1)) for a in ("fgsm", "pgd") if a in c}}
                              for n, c in curves.items()}
         overall["blackbox"] = blackbox
         result.metrics["overall"] = overall
@@ -188,7 +188,7 @@ class Attacks(Check):
             hsj = hopskipjump(oracle, xb, yb, norm="l2", max_queries=size["max_queries"], eps=l2_ref, seed=ctx.seed,
                               cancel=ctx.cancel)
             out["hopskipjump"] = {**_bb_entry(hsj.success, hsj.queries, hsj.settings, l2_ref, "l2"),
-                                  "median_norm": _round(float(np.median(np.asarray(hsj.norms)))) if len(hsj.norms) else None}
+                                  "median_norm": boot.rounded(float(np.median(np.asarray(hsj.norms)))) if len(hsj.norms) else None}
         except UsageError as exc:
             out["hopskipjump"] = {"reason": f"not run: {exc}"}
         pool_rows = random_rows(len(ctx.predictions), size["pool"] + len(rows), ctx.seed, "attacks-pool")
@@ -199,7 +199,7 @@ class Attacks(Check):
             tr = transfer_attack(oracle, xp, xb, yb, ref, norm="linf", epochs=size["epochs"], seed=ctx.seed,
                                  batch_size=ctx.batch_size, cancel=ctx.cancel)
             out["transfer"] = {**_bb_entry(tr.success, tr.queries, tr.settings, ref, "linf"),
-                               "substitute_agreement": _round(tr.substitute_agreement), "n_pool": int(len(pool_rows))}
+                               "substitute_agreement": boot.rounded(tr.substitute_agreement), "n_pool": int(len(pool_rows))}
         else:
             out["transfer"] = {"reason": "the probe has too few images beyond the attacked ones to train a substitute"}
         result.forward_passes += oracle.queries
@@ -251,7 +251,7 @@ class Attacks(Check):
                 groups[g] = {"n": v["n"], "insufficient_data": v["insufficient_data"], "robust_accuracy": v["accuracy"],
                              "attack_success_rate": _share(~correct_ref[right], ctx.seed) if right.any()
                              else _none("no image of the group was classified correctly"),
-                             "curves": {n: {a: _round_list(c[a][:, sel].mean(axis=1)) if sel.any() else None
+                             "curves": {n: {a: boot.rounded_list(c[a][:, sel].mean(axis=1)) if sel.any() else None
                                             for a in ("fgsm", "pgd")} for n, c in curves.items()},
                              "median_minimal_eps": _median(min_eps[sel] if min_eps is not None else None, clean[sel], ctx.seed)}
             result.by_group[scope] = groups
@@ -259,8 +259,8 @@ class Attacks(Check):
 
 def _bb_entry(success: Any, queries: int, settings: dict[str, Any], eps: float, norm: str) -> dict[str, Any]:
     s = np.asarray(success, dtype=bool)
-    return {"norm": norm, "eps": eps, "n": int(s.size), "robust_accuracy": _round(1.0 - s.mean()) if s.size else None,
-            "success_rate": _round(s.mean()) if s.size else None, "queries": int(queries), "settings": settings}
+    return {"norm": norm, "eps": eps, "n": int(s.size), "robust_accuracy": boot.rounded(1.0 - s.mean()) if s.size else None,
+            "success_rate": boot.rounded(s.mean()) if s.size else None, "queries": int(queries), "settings": settings}
 
 
 def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
@@ -268,7 +268,7 @@ def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
     v = np.asarray(flags, dtype=float)
     if v.size == 0:
         return _none("no image")
-    return {"value": _round(v.mean()), "ci": boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95)}
+    return {"value": boot.rounded(v.mean()), "ci": boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95)}
 
 
 def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, Any]:
@@ -280,7 +280,7 @@ def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, A
         return _none("no image was classified correctly")
     draws = np.median(v[np.random.default_rng(seed).integers(0, v.size, (N_BOOT, v.size))], axis=1)
     lo, hi = np.quantile(draws, [0.025, 0.975], method="inverted_cdf")  # no interpolation: inf stays inf
-    return {"value": _round(np.median(v)), "ci": [_round(lo), _round(hi)],
+    return {"value": boot.rounded(np.median(v)), "ci": [boot.rounded(lo), boot.rounded(hi)],
             "n_not_flipped": int(np.isinf(v).sum())}
 
 
@@ -292,11 +292,3 @@ def _eps_text(eps: float) -> str:
 
 def _none(reason: str) -> dict[str, Any]:
     return {"value": None, "ci": None, "reason": reason}
-
-
-def _round(x: Any) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 6)
-
-
-def _round_list(xs: Any) -> list[float | None]:
-    return [_round(v) for v in np.asarray(xs, dtype=float)]

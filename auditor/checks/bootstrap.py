@@ -14,7 +14,8 @@ import numpy as np
 
 __all__ = [
     "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
-    "proportion_counts", "ratio_of", "disparity_draws", "mean_draws", "interval",
+    "proportion_counts", "ratio_of", "disparity_draws", "mean_draws", "interval", "mean_summary", "rounded",
+    "rounded_list",
 ]
 
 
@@ -138,3 +139,23 @@ def interval(draws: np.ndarray, level: float) -> list[float] | None:
     alpha = (1 - level) / 2
     lo, hi = np.quantile(finite, [alpha, 1 - alpha])
     return [round(float(lo), 6), round(float(hi), 6)]
+
+
+def mean_summary(values: Any, rng: np.random.Generator, reason: str, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+    """``{value, ci, reason}``: the mean of the finite values with a seeded percentile bootstrap interval,
+    or ``value`` None and ``reason`` when there is none."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"value": None, "ci": None, "reason": reason}
+    return {"value": rounded(v.mean()), "ci": interval(mean_draws(v, rng, n_boot), level), "reason": None}
+
+
+def rounded(x: Any) -> float | None:
+    """A float rounded to 6 places for results.json; None for None, NaN or infinity."""
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+
+def rounded_list(xs: Any) -> list[float | None]:
+    """`rounded` over a flattened array."""
+    return [rounded(v) for v in np.asarray(xs, dtype=float).ravel()]

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import zlib
 
+import logging
+
 import numpy as np
 import torch
+from PIL import Image
 
 from auditor.checks.base import CheckContext
+from auditor.errors import ProbeError
+from auditor.spurious.evidence import subjects_from_boxes
 from probes import make_loader
+from probes.base import safe_join
 
-__all__ = ["balanced_rows", "load_rows", "random_rows"]
+log = logging.getLogger(__name__)
+
+__all__ = ["balanced_rows", "load_rows", "random_rows", "subject_masks"]
 
 
 def _rng(seed: int, salt: str) -> np.random.Generator:
@@ -51,3 +59,26 @@ def load_rows(ctx: CheckContext, rows: np.ndarray) -> tuple[torch.Tensor, np.nda
         raise ValueError("no image of the sample could be read a second time; check the probe's image files")
     position = {int(i): r for i, r in zip(index[rows], rows)}
     return torch.cat(parts), np.array([position[int(i)] for i in np.concatenate(got)], dtype=np.int64)
+
+
+def subject_masks(ctx: CheckContext, index: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Subject masks in the model's input frame (N, H, W): from ``subject_mask`` PNGs, else from
+    ``subject_box`` scaled like the images; all-NaN for an image with neither."""
+    h, w = size
+    out = np.full((len(index), h, w), np.nan)
+    table = ctx.probe.table
+    for r, i in enumerate(int(i) for i in index):
+        mask = table.at[i, "subject_mask"] if "subject_mask" in table.columns else None
+        if isinstance(mask, str) and mask and ctx.probe.root is not None:
+            try:
+                with Image.open(safe_join(ctx.probe.root, mask)) as im:
+                    out[r] = np.asarray(im.convert("L").resize((w, h), Image.Resampling.NEAREST)) > 127
+                continue
+            except (OSError, ValueError, Image.DecompressionBombError, ProbeError) as exc:
+                log.warning("subject mask %s unreadable (%s); using the box if any", mask, exc)
+        box = ctx.probe.subject_box(i)
+        if box is not None:
+            iw, ih = ctx.probe.load_image(i).size
+            scaled = [box[0] * w / iw, box[1] * h / ih, box[2] * w / iw, box[3] * h / ih]
+            out[r] = subjects_from_boxes(np.array([scaled]), (h, w))[0]
+    return out

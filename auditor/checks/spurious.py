@@ -14,20 +14,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
-from auditor.checks.sampling import balanced_rows, load_rows
+from auditor.checks.sampling import balanced_rows, load_rows, subject_masks
 from auditor.checks.significance import adjust_pvalues
-from auditor.errors import ProbeError
 from auditor.spurious import evidence as ev
 from auditor.spurious.counterfactual import Confirmation, confirm
 from auditor.spurious.figure_set import check_figures
 from auditor.spurious.masks import deletion_score, learn_masks
 from auditor.spurious.perturb import OPERATORS
-from probes.base import safe_join
 
 __all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
 
@@ -35,8 +32,6 @@ log = logging.getLogger(__name__)
 
 BUDGET_IMAGES = {"quick": 64, "standard": 128, "thorough": 384}
 BUDGET_STEPS = {"quick": 40, "standard": 60, "thorough": 200}
-N_BOOT = 1000
-LEVEL = 0.95
 DELETION_STEPS = 20
 NO_BOXES = "the probe has no subject boxes or masks, so evidence on and off the subject cannot be told apart"
 
@@ -89,7 +84,7 @@ class Spurious(Check):
         result.backward_passes += int(masks.backward_passes)
         evidence = masks.masks[:, 0].numpy()  # 1 marks evidence: the region whose deletion destroys the prediction
         grids = ev.to_grid(evidence, min(cfg["grid"], h, w))
-        subjects = self._subjects(ctx, pred.index[rows], (h, w))
+        subjects = subject_masks(ctx, pred.index[rows], (h, w))
         has_subjects = bool(np.isfinite(subjects).all(axis=(1, 2)).any())
         off = ev.off_subject_share(evidence, subjects)
         cells_off = ev.off_subject_cells(grids, subjects) if has_subjects else None
@@ -130,11 +125,11 @@ class Spurious(Check):
             "n_findings": {"value": len(findings), "ci": None},
             "n_off_subject_findings": {"value": sum(1 for f in findings if f["off_subject"] is not None),
                                        "ci": None, "reason": None if has_subjects else NO_BOXES},
-            "off_subject_share": _mean_ci(off, rng, NO_BOXES),
-            "max_consistency": {"value": _round(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max())),
+            "off_subject_share": boot.mean_summary(off, rng, NO_BOXES),
+            "max_consistency": {"value": boot.rounded(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max())),
                                 "ci": None},
-            "deletion_score": {**_mean_ci(scores[0], rng, "no mask could be scored"), "random_baseline": _round(scores[1].mean())},
-            "not_converged": {"value": _round((~converged).mean()), "ci": None, "n": int((~converged).sum()), "of": len(converged)},
+            "deletion_score": {**boot.mean_summary(scores[0], rng, "no mask could be scored"), "random_baseline": boot.rounded(scores[1].mean())},
+            "not_converged": {"value": boot.rounded((~converged).mean()), "ci": None, "n": int((~converged).sum()), "of": len(converged)},
             "n_images": {"value": int(len(rows)), "ci": None},
         }
         metrics["evidence_maps"] = maps
@@ -155,29 +150,6 @@ class Spurious(Check):
                     f["figure"] = None
         result.seconds = time.perf_counter() - start
         return result
-
-    @staticmethod
-    def _subjects(ctx: CheckContext, index: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """Subject masks in the model's input frame (N, H, W): from ``subject_mask`` PNGs, else from
-        ``subject_box`` scaled like the images; all-NaN for an image with neither."""
-        h, w = size
-        out = np.full((len(index), h, w), np.nan)
-        table = ctx.probe.table
-        for r, i in enumerate(int(i) for i in index):
-            mask = table.at[i, "subject_mask"] if "subject_mask" in table.columns else None
-            if isinstance(mask, str) and mask and ctx.probe.root is not None:
-                try:
-                    with Image.open(safe_join(ctx.probe.root, mask)) as im:
-                        out[r] = np.asarray(im.convert("L").resize((w, h), Image.Resampling.NEAREST)) > 127
-                    continue
-                except (OSError, ValueError, Image.DecompressionBombError, ProbeError) as exc:
-                    log.warning("subject mask %s unreadable (%s); using the box if any", mask, exc)
-            box = ctx.probe.subject_box(i)
-            if box is not None:
-                iw, ih = ctx.probe.load_image(i).size
-                scaled = [box[0] * w / iw, box[1] * h / ih, box[2] * w / iw, box[3] * h / ih]
-                out[r] = ev.subjects_from_boxes(np.array([scaled]), (h, w))[0]
-        return out
 
     def _deletion_scores(self, ctx: CheckContext, model: Any, images: torch.Tensor, targets: torch.Tensor,
                          masks: torch.Tensor, result: CheckResult) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +172,7 @@ def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:
     raw = np.array([np.nan if c["p_value"] is None else c["p_value"] for c in candidates], dtype=float)
     adjusted = adjust_pvalues(raw, "holm") if len(raw) else raw
     for c, p in zip(candidates, adjusted):
-        c["p_adjusted"] = _round(p)
+        c["p_adjusted"] = boot.rounded(p)
         c["confirmed"] = bool(c["confirmed"] and np.isfinite(p) and p < alpha)
         if c["confirmed"] and c["on_subject"]:
             c["verdict"] = "confirmed, but it lies on the subject: the model using the subject is not a shortcut"
@@ -214,8 +186,8 @@ def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:
 def _entry(cls: str, cand: ev.Candidate, conf: Confirmation, size: tuple[int, int], carriers: np.ndarray) -> dict[str, Any]:
     on_subject = cand.off_subject is not None and cand.off_subject < 0.5
     return {
-        "class": cls, "box": list(cand.box), "input_size": list(size), "evidence_share": _round(cand.share),
-        "consistency": _round(cand.consistency), "off_subject": _round(cand.off_subject),
+        "class": cls, "box": list(cand.box), "input_size": list(size), "evidence_share": boot.rounded(cand.share),
+        "consistency": boot.rounded(cand.consistency), "off_subject": boot.rounded(cand.off_subject),
         "removal_flip_rate": conf.removal_flip_rate, "transplant_flip_rate": conf.transplant_flip_rate,
         "n_removal": conf.n_removal, "n_transplant": conf.n_transplant, "control_box": list(conf.control),
         "control_removal_flip_rate": conf.control_removal_flip_rate,
@@ -243,15 +215,6 @@ def _summary(findings: list[dict[str, Any]], candidates: list[dict[str, Any]], h
     return text
 
 
-def _mean_ci(values: np.ndarray, rng: np.random.Generator, reason: str) -> dict[str, Any]:
-    """Mean of the finite values with a seeded percentile bootstrap interval; None and ``reason`` when none."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"value": None, "ci": None, "reason": reason}
-    return {"value": _round(v.mean()), "ci": boot.interval(boot.mean_draws(v, rng, N_BOOT), LEVEL), "reason": None}
-
-
 def _by_group(groups: dict[str, np.ndarray], grids: np.ndarray, off: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
     """Per attribute and group: images, mean evidence map and off-subject share with its interval."""
     out: dict[str, Any] = {}
@@ -261,11 +224,7 @@ def _by_group(groups: dict[str, np.ndarray], grids: np.ndarray, off: np.ndarray,
             sel = np.array([str(v) == g for v in labels])
             mean = grids[sel].mean(axis=0)
             per[g] = {"n": int(sel.sum()),
-                      "evidence_map": [[_round(x) for x in row] for row in mean / mean.sum()] if mean.sum() > 0 else None,
-                      "off_subject_share": _mean_ci(off[sel], rng, NO_BOXES)}
+                      "evidence_map": [[boot.rounded(x) for x in row] for row in mean / mean.sum()] if mean.sum() > 0 else None,
+                      "off_subject_share": boot.mean_summary(off[sel], rng, NO_BOXES)}
         out[attr] = per
     return out
-
-
-def _round(x: Any) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 6)

@@ -5,8 +5,11 @@ from auditor.spurious.masks import (
     GAMES,
     MaskParameterError,
     MaskResult,
+    curve_area,
     deletion_score,
+    insertion_score,
     learn_masks,
+    saliency_curve,
 )
 from auditor.spurious.perturb import (
     OPERATORS,
@@ -20,5 +23,6 @@ from auditor.spurious.perturb import (
 
 __all__ = [
     "GAMES", "OPERATORS", "MaskParameterError", "MaskResult", "apply_stack", "blur", "blur_pyramid",
-    "deletion_score", "fill", "learn_masks", "perturbation_stack", "perturbed",
+    "curve_area", "deletion_score", "fill", "insertion_score", "learn_masks", "perturbation_stack", "perturbed",
+    "saliency_curve",
 ]

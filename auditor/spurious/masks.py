@@ -30,7 +30,8 @@ from auditor.errors import AuditCancelled, UsageError
 from auditor.frozen import frozen
 from auditor.spurious.perturb import OPERATORS, apply_stack, blur, perturbation_stack
 
-__all__ = ["GAMES", "MaskParameterError", "MaskResult", "deletion_score", "learn_masks"]
+__all__ = ["GAMES", "MaskParameterError", "MaskResult", "curve_area", "deletion_score", "insertion_score", "learn_masks",
+           "saliency_curve"]
 
 log = logging.getLogger(__name__)
 GAMES = ("deletion", "preservation")
@@ -328,6 +329,67 @@ def _learn_all(model: Callable[[Tensor], Tensor], images: Tensor, targets: Tenso
                       cfg.operator, cfg.steps, forward, backward)
 
 
+def saliency_curve(
+    model: Callable[[Tensor], Tensor],
+    images: Tensor,
+    targets: Tensor | Sequence[int],
+    saliency: Tensor,
+    steps: int = 32,
+    *,
+    game: str = "deletion",
+    operator: str = "fill",
+    sigma: float | None = None,
+    fill_value: float | Sequence[float] = 0.5,
+    batch_size: int = 64,
+    _caller: str = "saliency_curve",
+) -> Tensor:
+    """The target's probability as pixels are removed (``deletion``) or restored (``insertion``) in order of
+    ``saliency``, most salient first (Petsiuk et al. 2018, RISE): (N, steps + 1) at fractions 0, 1/steps, ..., 1.
+
+    ``saliency`` (N, H, W) or (N, 1, H, W), higher = more important; ties are taken by position, so break
+    them yourself where they matter. Deletion replaces the top fraction by ``operator``'s perturbation;
+    insertion starts from the fully perturbed image and puts the top fraction back. Model left as found.
+    """
+    caller = _caller
+    if game not in ("deletion", "insertion"):
+        raise _bad("game", caller, "'deletion' or 'insertion'", game)
+    if operator not in OPERATORS:
+        raise _bad("operator", caller, f"one of {OPERATORS}", operator)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise _bad("steps", caller, "an int >= 1", steps)
+    with frozen(model):
+        images, targets_t, _ = _check_inputs(model, images, targets, caller)
+        n, _, h, w = images.shape
+        sal = saliency.reshape(n, -1) if isinstance(saliency, Tensor) and saliency.numel() == n * h * w else None
+        if sal is None:
+            shape = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
+            raise _bad("saliency", caller, f"a tensor ({n}, {h}, {w}) or ({n}, 1, {h}, {w})", shape)
+        if not bool(torch.isfinite(sal).all()):
+            raise _bad("saliency", caller, "finite values (replace NaN/inf before scoring)", "non-finite values")
+        order = torch.argsort(sal.to(images.device).double(), dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(h * w, device=images.device).expand(n, -1).contiguous())
+        fractions = torch.linspace(0.0, 1.0, steps + 1)
+        curve = torch.empty(n, steps + 1)
+        deleting = game == "deletion"
+        with torch.no_grad():
+            stack = perturbation_stack(images, operator, sigma=sigma, fill_value=fill_value)[:, [0, -1]]
+            per = max(1, batch_size // max(1, n)) if n < batch_size else 1
+            for s0 in range(0, steps + 1, per):
+                fs = fractions[s0:s0 + per]
+                cut = [round(float(f) * h * w) for f in fs]
+                keep = torch.stack([(rank >= c) if deleting else (rank < c) for c in cut], 1).to(images.dtype)  # (N, F, HW)
+                xp = apply_stack(stack, keep.view(n, len(fs), h, w))
+                probs = _target_prob(model(xp), targets_t.repeat_interleave(len(fs)))
+                curve[:, s0:s0 + len(fs)] = probs.view(n, len(fs)).cpu()
+        return curve
+
+
+def curve_area(curve: Tensor) -> Tensor:
+    """Trapezoidal area under curves (N, S + 1) sampled at fractions 0, 1/S, ..., 1: (N,) in [0, 1]."""
+    return torch.trapezoid(curve, torch.linspace(0.0, 1.0, curve.shape[-1]), dim=-1)
+
+
 def deletion_score(
     model: Callable[[Tensor], Tensor],
     images: Tensor,
@@ -347,30 +409,24 @@ def deletion_score(
     the trapezoidal area under the probability curve is returned per image, (N,) in [0, 1]. Lower
     means the saliency found the region the prediction cannot do without. Model left as found.
     """
-    caller = "deletion_score"
-    if operator not in OPERATORS:
-        raise _bad("operator", caller, f"one of {OPERATORS}", operator)
-    if not isinstance(steps, int) or steps < 1:
-        raise _bad("steps", caller, "an int >= 1", steps)
-    with frozen(model):
-        images, targets_t, _ = _check_inputs(model, images, targets, caller)
-        n, _, h, w = images.shape
-        sal = saliency.reshape(n, -1) if isinstance(saliency, Tensor) and saliency.numel() == n * h * w else None
-        if sal is None:
-            shape = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
-            raise _bad("saliency", caller, f"a tensor ({n}, {h}, {w}) or ({n}, 1, {h}, {w})", shape)
-        order = torch.argsort(sal.to(images.device).double(), dim=1, descending=True, stable=True)
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(h * w, device=images.device).expand(n, -1).contiguous())
-        fractions = torch.linspace(0.0, 1.0, steps + 1)
-        curve = torch.empty(n, steps + 1)
-        with torch.no_grad():
-            stack = perturbation_stack(images, operator, sigma=sigma, fill_value=fill_value)[:, [0, -1]]
-            per = max(1, batch_size // max(1, n)) if n < batch_size else 1
-            for s0 in range(0, steps + 1, per):
-                fs = fractions[s0:s0 + per]
-                keep = torch.stack([(rank >= round(float(f) * h * w)).to(images.dtype) for f in fs], 1)  # (N, F, HW)
-                xp = apply_stack(stack, keep.view(n, len(fs), h, w))
-                probs = _target_prob(model(xp), targets_t.repeat_interleave(len(fs)))
-                curve[:, s0:s0 + len(fs)] = probs.view(n, len(fs)).cpu()
-        return torch.trapezoid(curve, fractions, dim=1)
+    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="deletion", operator=operator,
+                                      sigma=sigma, fill_value=fill_value, batch_size=batch_size, _caller="deletion_score"))
+
+
+def insertion_score(
+    model: Callable[[Tensor], Tensor],
+    images: Tensor,
+    targets: Tensor | Sequence[int],
+    saliency: Tensor,
+    steps: int = 32,
+    *,
+    operator: str = "fill",
+    sigma: float | None = None,
+    fill_value: float | Sequence[float] = 0.5,
+    batch_size: int = 64,
+) -> Tensor:
+    """Insertion score (Petsiuk et al. 2018): area under p_target as pixels are restored to the fully
+    perturbed image, most salient first; (N,) in [0, 1]. Higher means the saliency found the region that
+    suffices for the prediction. Same arguments as :func:`deletion_score`."""
+    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="insertion", operator=operator,
+                                      sigma=sigma, fill_value=fill_value, batch_size=batch_size, _caller="insertion_score"))
