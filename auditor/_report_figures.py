@@ -7,6 +7,10 @@
   attribute splits the grid into panels.
 - `robustness_curves`: robust accuracy against the perturbation size (eps), a panel per norm (L-inf,
   L2), a PGD line per group of one scope, the all-images PGD line dashed and FGSM dotted.
+- `faithfulness_curves`: the explained class's probability as pixels are deleted and inserted in
+  attribution order, a panel each, a line per attribution method and the random order dashed.
+- `sanity_chart`: each method's rank correlation with its original map at each stage of the cascading
+  model randomisation, the sanity threshold dashed.
 
 Charts are drawn on a bare `matplotlib.figure.Figure` (Agg, no pyplot: no global figure state, safe
 in a server thread) under a fixed style with mathtext off (a group called ``$x$`` is a name), and
@@ -34,7 +38,7 @@ from auditor._report_format import (
     short,
 )
 
-__all__ = ["embeddable_figures", "heatmap_chart", "rate_bars", "robustness_curves"]
+__all__ = ["embeddable_figures", "faithfulness_curves", "heatmap_chart", "rate_bars", "robustness_curves", "sanity_chart"]
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +385,127 @@ def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
         fig.legend(handles, names, loc="outside right upper", fontsize=6.5, frameon=False)
         by = f" by {_label(scope, 40)}" if lines else ""
         fig.suptitle(f"Robust accuracy against the perturbation size{by}", x=0.01, ha="left", fontsize=8)
+        return _png(fig)
+
+
+# -- explanations: deletion/insertion curves and the sanity cascade -------------------------------------------
+
+
+def _curve_points(fractions: Any, values: Any) -> list[tuple[float, float]]:
+    """(fraction, probability) pairs where both are finite; evenly spaced fractions when none are recorded."""
+    values = as_list(values)
+    xs = as_list(fractions)
+    if not xs and len(values) > 1:
+        xs = [i / (len(values) - 1) for i in range(len(values))]
+    return [(float(x), float(v)) for x, v in zip(xs, values) if metric_value(x) is not None and metric_value(v) is not None]
+
+
+@_cached
+def faithfulness_curves(fractions: Any, methods: Any, random: Any) -> str | None:
+    """The explained class's mean probability as pixels are deleted (left) and inserted (right) in the order
+    of each method's attributions (the first `MAX_LINES` methods), the random order dashed; None when nothing
+    to draw. ``methods``: ``[label, deletion_curve, insertion_curve]`` triples; ``random``: the random
+    order's ``[deletion_curve, insertion_curve]``."""
+    triples = [as_list(m) for m in as_list(methods)]
+    lines = [(_label(m[0], 24), m[1], m[2]) for m in triples if len(m) == 3][:MAX_LINES]
+    base = as_list(random) + [None, None]
+    panels = []
+    for i, (title, verb) in enumerate((("Deletion (lower is better)", "removed"), ("Insertion (higher is better)", "inserted"))):
+        series = [(line[0], _curve_points(fractions, line[i + 1]), "-", colour, 1.1)
+                  for line, colour in zip(lines, _LINE_COLOURS)]
+        series.append(("random order", _curve_points(fractions, base[i]), "--", "#555555", 1.3))
+        series = [s for s in series if len(s[1]) > 1]
+        if series:
+            panels.append((title, verb, series))
+    if not panels:
+        return None
+    fig = _figure(7.2, 2.7, layout="constrained")
+    if fig is None:
+        return None
+    import matplotlib
+
+    with matplotlib.rc_context(_STYLE):
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        for ax, (title, verb, series) in zip(axes, panels):
+            for name, pts, style, colour, width in series:
+                ax.plot([x for x, _ in pts], [v for _, v in pts], linestyle=style, color=colour, linewidth=width, label=name)
+            ax.set_xlim(0.0, 1.0)
+            ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
+            ax.set_ylim(0.0, 1.02)
+            ax.set_xlabel(f"Share of pixels {verb}, most important first", fontsize=7)
+            ax.set_title(title, fontsize=8, loc="left")
+            ax.grid(color="#e3e3e3", linewidth=0.5)
+            ax.set_axisbelow(True)
+        axes[0].set_ylabel("Mean probability of the explained class", fontsize=7)
+        fig.get_layout_engine().set(wspace=0.06)
+        _legend(fig, axes)
+        fig.suptitle("Deletion and insertion curves per attribution method", x=0.01, ha="left", fontsize=8)
+        return _png(fig)
+
+
+def _legend(fig: Any, axes: Any) -> None:
+    """One legend for all panels, outside on the right (a panel can have lines the first lacks)."""
+    handles, names = [], []
+    for ax in axes:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="outside right upper", fontsize=6.5, frameon=False)
+
+
+@_cached
+def sanity_chart(stages: Any, methods: Any, threshold: Any) -> str | None:
+    """Each method's rank correlation with its original map against the randomisation stage, its interval as
+    a band, ``threshold`` dashed; None when nothing to draw. ``stages``: ``[stage, layer]`` pairs (tick
+    labels); ``methods``: ``[label, [[stage, value, lo, hi], ...]]`` pairs (the first `MAX_LINES`)."""
+    ticks = {}
+    for p in as_list(stages):
+        p = as_list(p)
+        if len(p) == 2 and metric_value(p[0]) is not None:
+            ticks[float(p[0])] = _label(p[1], 16) if p[1] not in (None, "") else ""
+    lines = []
+    for m in as_list(methods):
+        m = as_list(m)
+        if len(m) != 2:
+            continue
+        pts = [as_list(q) + [None] * 4 for q in as_list(m[1])]
+        pts = [(float(q[0]), float(q[1]), metric_value(q[2]), metric_value(q[3])) for q in pts
+               if metric_value(q[0]) is not None and metric_value(q[1]) is not None]
+        if pts:
+            lines.append((_label(m[0], 24), pts))
+    lines = lines[:MAX_LINES]
+    if not lines:
+        return None
+    fig = _figure(7.2, 2.8, layout="constrained")
+    if fig is None:
+        return None
+    import matplotlib
+
+    values = [v for _, pts in lines for _, v, _, _ in pts]
+    cut = metric_value(threshold)
+    with matplotlib.rc_context(_STYLE):
+        ax = fig.subplots()
+        for (name, pts), colour in zip(lines, _LINE_COLOURS):
+            ax.plot([s for s, *_ in pts], [v for _, v, _, _ in pts], color=colour, linewidth=1.1, marker="o",
+                    markersize=2.5, label=name)
+            band = [(s, lo, hi) for s, _, lo, hi in pts if lo is not None and hi is not None]
+            if len(band) > 1:
+                ax.fill_between([s for s, _, _ in band], [lo for _, lo, _ in band], [hi for _, _, hi in band],
+                                color=colour, alpha=0.12, linewidth=0)
+        if cut is not None:
+            ax.axhline(cut, color=_LINE, linestyle="--", linewidth=0.9, label=f"sanity threshold {cut:g}")
+        xs = sorted({s for _, pts in lines for s, *_ in pts} | set(ticks))
+        ax.set_xticks(xs, [f"{s:g}" + (f"\n{ticks[s]}" if ticks.get(s) else "") for s in xs], fontsize=6.5)
+        low = min(values + ([cut] if cut is not None else []))
+        ax.set_ylim(min(-0.1, low - 0.05), 1.05)
+        ax.set_xlabel("Randomisation stage and the last layer it randomised (from the output down)", fontsize=7)
+        ax.set_ylabel("Rank correlation of |attribution|\nwith the original model's", fontsize=7)
+        ax.grid(color="#e3e3e3", linewidth=0.5)
+        ax.set_axisbelow(True)
+        _legend(fig, [ax])
+        fig.suptitle("Sanity check: how much each method's map changes as the model is randomised", x=0.01, ha="left",
+                     fontsize=8)
         return _png(fig)
 
 

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from auditor._report_attacks import UNTRUSTED, attacks_view
+from auditor._report_explanations import explanations_view
 from auditor._report_findings import (
     OPS,
     clause_requirement,
@@ -206,6 +207,34 @@ def _attacks(results: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def _explanations(results: dict[str, Any]) -> list[str]:
+    check = as_dict(dig(results, "checks", "explanations"))
+    ex = explanations_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    if ex is None:
+        return []
+    out = ["### Explanations", "", md(ex["summary"], 800), ""]
+    for m in ex["methods"]:  # at most MAX_METHODS
+        if not m["ran"]:
+            reason = f" ({md(m['reason'], 300)})" if m["reason"] else ""
+            out.append(f"- **{md(m['label'], 60)}**: {md(m['status'], 30)}{reason}")
+            continue
+        faithful = {True: "faithful", False: "not faithful"}.get(m["faithful"], "faithfulness n/a")
+        s = m["sanity"]
+        sanity = ("⚠️ " if s["status"] == "failed" else "") + f"sanity {s['word']}"
+        if metric_value(s["final"]) is not None:
+            sanity += f" (final rank correlation {_rate(s['final'])})"
+        out.append(f"- **{md(m['label'], 60)}**: deletion AUC {_rate(m['deletion'])}, insertion AUC {_rate(m['insertion'])}; "
+                   f"{faithful}; {sanity}")
+    if ex["random"]:
+        random = ex["random"]
+        out.append(f"- Random order: deletion AUC {_rate(random['deletion'])}, insertion AUC {_rate(random['insertion'])}")
+    out.append("")
+    if ex["findings"]:
+        out += ["Differences between groups:", ""] + [f"- {md(f, 600)}" for f in ex["findings"]]
+        out = _rows(out, ex["findings_more"], "findings in the full report")
+    return out
+
+
 def _errors(results: dict[str, Any]) -> list[str]:
     errors = [(n, as_dict(c).get("error")) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
     if not errors:
@@ -234,7 +263,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if model.get("sha256"):
         facts.append(f"**Model SHA-256:** {md(str(model['sha256'])[:12], 12)}…")
     out += [" · ".join(facts), ""]
-    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _attacks, _errors):
+    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _attacks, _explanations, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from auditor._report_attacks import attacks_view
+from auditor._report_explanations import explanations_view
 from auditor._report_figures import embeddable_figures
 from auditor._report_findings import clause_requirement, clauses, summary, verdict_of
 from auditor._report_format import as_dict, as_list, dig, short
@@ -74,6 +75,9 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
     at = attacks_view(c, figures) if name == "attacks" and status != "error" else None
     if at is not None:  # None: not in the check's schema, shown as the generic tree
         view.update(kind="attacks", at=at)
+    ex = explanations_view(c, figures) if name == "explanations" and status != "error" else None
+    if ex is not None:  # the schema's figures move next to their parts; the rest stay at the end of the check
+        view.update(kind="explanations", ex=ex, figures=ex["other_figures"])
     return view
 
 

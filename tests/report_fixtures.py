@@ -588,3 +588,154 @@ def results_attacks(masked: bool = False) -> dict[str, Any]:
         "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1",
                         "adversarial-robustness-toolbox": "1.20.1"},
     }
+
+
+# -- the explanations check (issue 6) ------------------------------------------------------------------------
+
+EX_N = 128
+EX_FRACTIONS = [round(i / 20, 6) for i in range(21)]
+EX_LAYERS = ["head", "inner.12", "inner.9", "inner.3", "inner.0"]
+EX_THRESHOLD = 0.5
+# method: (deletion AUC, insertion AUC, subject share, seconds, faithful, cascade rank correlations or None)
+EX_METHODS: dict[str, tuple[float, float, float, float, bool, list[float] | None]] = {
+    "integrated_gradients": (0.21, 0.70, 0.62, 1.2, True, [0.61, 0.42, 0.25, 0.12, 0.05]),
+    "saliency": (0.36, 0.47, 0.48, 0.3, False, [0.55, 0.31, 0.18, 0.09, 0.02]),
+    "smoothgrad": (0.27, 0.61, 0.57, 4.8, True, [0.58, 0.40, 0.22, 0.11, 0.04]),
+    "occlusion": (0.12, 0.78, 0.69, 9.6, True, [0.93, 0.88, 0.81, 0.74, 0.68]),
+    "perturbation_mask": (0.15, 0.74, 0.66, 38.4, True, None),
+}
+EX_METHOD_KEYS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam", "occlusion", "perturbation_mask")
+EX_RANDOM = (0.39, 0.41)
+EX_GRAD_CAM = ("the model has no convolutional layer that can be hooked (TorchScript); set explanations.layer or "
+               "export the model as a state dict")
+EX_MASK_SANITY = "a learned mask is an optimisation, not a map the cascade recomputes cheaply"
+EX_FINDING = ("Integrated Gradients puts less of its attribution on the subject for female images (0.52) than for male "
+              "ones (0.73): a difference of 0.21 [0.12, 0.30].")
+
+
+def _ex_curve(auc: float, deletion: bool, top: float = 0.92) -> list[float]:
+    """A smooth curve from ``top`` whose area is about ``auc``: (1-f)^k falling for deletion, 1-(1-f)^k rising for insertion."""
+    share = auc / top if deletion else 1 - auc / top
+    k = 1 / share - 1
+    return [round(top * ((1 - f) ** k if deletion else 1 - (1 - f) ** k), 6) for f in EX_FRACTIONS]
+
+
+def _ex_pm(v: float, half: float = 0.04) -> dict[str, Any]:
+    return _m(round(v, 6), [round(v - half, 6), round(v + half, 6)])
+
+
+def _ex_method(key: str) -> dict[str, Any]:
+    d, i, share, seconds, faithful, cascade = EX_METHODS[key]
+    sanity: dict[str, Any]
+    if cascade is None:
+        sanity = {"status": "not_run", "reason": EX_MASK_SANITY}
+    else:
+        sanity = {"status": "failed" if cascade[-1] > EX_THRESHOLD else "passed", "reason": None,
+                  "final_rank_correlation": _ex_pm(cascade[-1], 0.06),
+                  "cascade": [{"stage": s + 1, "layer": EX_LAYERS[s], "n_randomised": s + 1, "rank_correlation": _ex_pm(r, 0.07)}
+                              for s, r in enumerate(cascade)]}
+    gain = round(EX_RANDOM[0] - d, 6)
+    return {"status": "ok", "reason": None, "label": {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency",
+                                                        "smoothgrad": "SmoothGrad", "occlusion": "Occlusion",
+                                                        "perturbation_mask": "Meaningful perturbation"}[key],
+            "deletion_auc": _ex_pm(d), "insertion_auc": _ex_pm(i, 0.05),
+            "deletion_gain": _m(gain, [round(gain - 0.06, 6) if faithful else -0.01, round(gain + 0.05, 6)]),
+            "insertion_gain": _ex_pm(round(i - EX_RANDOM[1], 6), 0.05), "faithful": faithful,
+            "deletion_curve": _ex_curve(d, True), "insertion_curve": _ex_curve(i, False),
+            "subject_share": {**_ex_pm(share), "reason": None}, "sanity": sanity,
+            "seconds": seconds, "per_second": round(EX_N / seconds, 6)}
+
+
+def _ex_group(n: int, thin: bool, shift: float) -> dict[str, Any]:
+    return {"n": n, "insufficient": thin, "methods": {
+        k: {"deletion_auc": _ex_pm(v[0] + shift / 4, 0.08), "insertion_auc": _ex_pm(v[1] - shift / 4, 0.08),
+            "subject_share": {**_ex_pm(v[2] + shift, 0.06), "reason": None}} for k, v in EX_METHODS.items()}}
+
+
+def explanations() -> dict[str, Any]:
+    """A checks.explanations entry in the issue-6 schema (the check's parts under ``metrics.overall``, an attribute
+    scope beside it per sensitive attribute): 128 images (gender 64/64; age 70/40/18, the last too
+    few), Grad-CAM not run (a TorchScript model), Occlusion failing the sanity check, saliency not faithful, the
+    meaningful-perturbation mask out of the cascade, and one finding: Integrated Gradients puts less attribution
+    on the subject for female images."""
+    reason = "fewer than 2 groups reach the minimum group size (30)"
+    methods = {k: _ex_method(k) for k in ("integrated_gradients", "saliency", "smoothgrad")}
+    methods["grad_cam"] = {"status": "not_run", "reason": EX_GRAD_CAM, "label": "Grad-CAM"}
+    methods.update({k: _ex_method(k) for k in ("occlusion", "perturbation_mask")})
+
+    def diff(v: float | None, method: str, lo: str, hi: str, half: float = 0.09) -> dict[str, Any]:
+        return {**(_ex_pm(v, half) if v is not None else _m(None)), "method": method, "lowest": lo, "highest": hi,
+                "groups_compared": 2, "reason": None}
+
+    return {
+        "status": "ok", "error": None, "seconds": 61.4,
+        "params": {"n_images": EX_N, "n_sanity": 8, "methods": list(EX_METHOD_KEYS), "layer": "inner.9", "ig_steps": 32,
+                   "nt_samples": 16, "nt_stdev": 0.15, "occlusion_window": 8, "occlusion_stride": 4, "curve_steps": 20,
+                   "operator": "fill", "sanity_stages": 5, "sanity_threshold": EX_THRESHOLD, "mask_steps": 40,
+                   "class_model_steps": 64, "min_group_size": 30, "figures": True, "input_size": [64, 64]},
+        "metrics": {  # the check's parts under "overall"; every other key is an attribute scope
+            "overall": {
+                "n_images": _m(EX_N), "faithful_methods": _m(4, of=5, names=["integrated_gradients", "smoothgrad",
+                                                                            "occlusion", "perturbation_mask"]),
+                "methods_failing_sanity": _m(1, of=4, names=["occlusion"]),
+                "best_deletion_auc": {**_ex_pm(0.12, 0.03), "method": "occlusion"},
+                "first_layer_smoothness": _m(0.43, reason=None),
+                "random_baseline": {"deletion_auc": _ex_pm(EX_RANDOM[0], 0.03), "insertion_auc": _ex_pm(EX_RANDOM[1], 0.03),
+                                    "deletion_curve": _ex_curve(EX_RANDOM[0], True),
+                                    "insertion_curve": _ex_curve(EX_RANDOM[1], False)},
+                "curve_fractions": EX_FRACTIONS,
+                "first_layer": {"layer": "inner.0", "n_filters": 16, "kernel": [3, 3], "in_channels": 3, "smoothness": 0.43,
+                                "noisy": False, "figure": "first_layer_filters",
+                                "verdict": ("The first layer's filters are smooth edge and colour detectors: no sign of an "
+                                            "untrained layer.")},
+                "class_models": {"classes": ["not_smiling", "smiling"], "steps": 64, "final_probability": [0.99, 0.98],
+                                 "figure": "class_models"},
+                "methods": methods,
+                "reference_method": "integrated_gradients",
+                "findings": [{"attribute": "gender", "metric": "subject_share_difference", "method": "integrated_gradients",
+                              "lowest": "female", "highest": "male", "value": 0.21, "ci": [0.12, 0.30], "text": EX_FINDING}],
+                "notes": [f"Grad-CAM was not run: {EX_GRAD_CAM}.",
+                          f"Meaningful perturbation is left out of the sanity check: {EX_MASK_SANITY}."],
+                "summary": ("4 of 5 methods beat a random pixel order; Occlusion failed the sanity check (its map barely "
+                            "changes when the model is randomised); Integrated Gradients puts less attribution on the "
+                            "subject for female images."),
+            },
+            "gender": {"scope": {"kind": "attribute"},
+                       "subject_share_difference": diff(0.21, "integrated_gradients", "female", "male"),
+                       "deletion_auc_difference": diff(0.03, "integrated_gradients", "male", "female", 0.05),
+                       "insertion_auc_difference": diff(0.05, "integrated_gradients", "female", "male", 0.06)},
+            "age": {"scope": {"kind": "attribute"},
+                    **{k: {**_m(None), "method": "integrated_gradients", "lowest": None, "highest": None,
+                           "groups_compared": 1, "reason": reason}
+                       for k in ("subject_share_difference", "deletion_auc_difference", "insertion_auc_difference")}},
+        },
+        "by_group": {"gender": {"female": _ex_group(64, False, -0.1), "male": _ex_group(64, False, 0.1)},
+                     "age": {"0-19": _ex_group(70, False, 0.0), "20-39": _ex_group(40, False, 0.02),
+                             "60+": _ex_group(18, True, -0.05)}},
+        "figures": {"attributions": PIXEL, "sanity_cascade": PIXEL, "first_layer_filters": PIXEL, "class_models": PIXEL},
+    }
+
+
+
+def results_explanations() -> dict[str, Any]:
+    """A run of the explanations check alone on a two-class model, failing a warning clause on the sanity check."""
+    ex = explanations()
+    clause = _clause("explanations-sane", "checks.explanations.metrics.overall.methods_failing_sanity", "<=", 0, 1, None,
+                     "fail", severity="warning")
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --checks explanations --seed 0",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
+                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
+                  "input_size": [64, 64]},
+        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 0,
+                  "skipped": [], "target": "smiling", "classes": ["not_smiling", "smiling"],
+                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 560, "20-39": 470, "60+": 170}}},
+        "checks": {"explanations": ex},
+        "policy": {"name": "explanations", "version": "1", "verdict": "pass", "clauses": [clause], "baseline": None,
+                   "regressions_skipped": [], "warnings": []},
+        "cost": {"forward_passes": 52_000, "backward_passes": 9_800, "seconds": {"predict": 1.0, "explanations": 61.4},
+                 "seconds_total": 62.4},
+        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1", "captum": "0.8.0"},
+    }

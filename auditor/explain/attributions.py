@@ -20,17 +20,16 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from auditor.explain import LABELS
 
 __all__ = ["METHODS", "LABELS", "GRADIENT_METHODS", "MethodUnavailable", "Settings", "LayerChoice", "attribute",
            "find_conv_layer"]
 
 METHODS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam", "occlusion")
-LABELS = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "smoothgrad": "SmoothGrad",
-          "grad_cam": "Grad-CAM", "occlusion": "Occlusion", "perturbation_mask": "Meaningful perturbation"}
 GRADIENT_METHODS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam")
 BASELINE = 0.5  # grey: the value IG starts from and occlusion paints, as the deletion curve's fill
 
@@ -190,15 +189,3 @@ def _require_gradients(model: Callable[[Tensor], Tensor], x: Tensor) -> None:
     if not isinstance(out, Tensor) or not out.requires_grad:
         raise MethodUnavailable("the model's output is not connected to its input in the autograd graph (a no_grad or "
                                 "detached forward), so gradient methods cannot run; occlusion still does")
-
-
-def describe(method: str, settings: Settings, layer: LayerChoice | None) -> dict[str, Any]:
-    """The parameters a method ran with, for results.json."""
-    s = settings
-    return {
-        "integrated_gradients": {"steps": s.ig_steps, "baseline": BASELINE},
-        "saliency": {},
-        "smoothgrad": {"samples": s.nt_samples, "stdev": s.nt_stdev},
-        "grad_cam": {"layer": layer.name if layer is not None else None},
-        "occlusion": {"window": s.occlusion_window, "stride": s.occlusion_stride, "baseline": BASELINE},
-    }.get(method, {})
