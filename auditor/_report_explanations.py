@@ -103,7 +103,6 @@ def _method(key: str, m: dict[str, Any], methods: dict[str, Any]) -> dict[str, A
         "faithful": faithful if isinstance(faithful, bool) else None,
         "sanity": _sanity(m.get("sanity")),
         "subject_share": _metric(m.get("subject_share")),
-        "per_second": metric_value(m.get("per_second")), "seconds": metric_value(m.get("seconds")),
     }
 
 

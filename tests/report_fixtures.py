@@ -1,13 +1,19 @@
 """Hand-made results.json dicts in the issue-3 schema (intersections, ten rates, p-values, power) for
 the report tests. Numbers are plausible and self-consistent, not the output of a real run: each group
 has an accuracy, selection rate, TPR and FPR; the other rates follow from them; intervals are normal
-approximations; p-values are made up but ordered like the gaps.
+approximations; p-values are made up but ordered like the gaps. At the end: helpers that cut a rendered
+report into the pieces the tests look at.
 """
 from __future__ import annotations
 
 import itertools
 import math
+import re
+import xml.etree.ElementTree as ET
 from typing import Any
+
+from auditor.report import render_html, render_markdown
+from auditor.report_junit import render_junit
 
 RATES = ("accuracy", "error_rate", "selection_rate", "tpr", "fnr", "fpr", "tnr", "precision", "ece", "brier")
 TWIN = {"error_rate": "accuracy", "fnr": "tpr", "tnr": "fpr"}
@@ -166,6 +172,58 @@ def _clause(cid: str, path: str, op: str, thr: float, value: float | None, ci: l
     return c
 
 
+_ENVIRONMENT = {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1"}
+_TWO_CLASSES = ("not_smiling", "smiling")
+
+
+def _model(name: str = "shortcut_cnn", classes: tuple[str, ...] = _TWO_CLASSES, positive_class: str | None = "smiling",
+           **extra: Any) -> dict[str, Any]:
+    """The results' ``model`` part of ``sample_models/<name>``; ``extra`` (e.g. ``details``) goes last."""
+    m: dict[str, Any] = {"source": f"sample_models/{name}/model.yaml", "name": name, "form": "spec", "sha256": "ab12" * 16,
+                         "classes": list(classes)}
+    if positive_class is not None:
+        m["positive_class"] = positive_class
+    return {**m, "input_size": [64, 64], **extra}
+
+
+def _probe(attributes: dict[str, dict[str, int]], *, target: str | None, classes: tuple[str, ...] = _TWO_CLASSES,
+           skipped: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The results' ``probe`` part of the synthetic faces: as many images as the first attribute's groups hold."""
+    skipped = skipped or []
+    return {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16,
+            "n": sum(next(iter(attributes.values())).values()), "n_skipped": len(skipped), "skipped": skipped,
+            "target": target, "classes": list(classes), "attributes": attributes}
+
+
+def _run(checks: dict[str, Any], policy: dict[str, Any], *, model: dict[str, Any], probe: dict[str, Any], options: str,
+         cost: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+    """A whole results.json around ``checks``: the command audits ``model`` on the probe with ``options``."""
+    return {
+        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
+        "command": f"auditor audit {model['source']} --probe {probe['source']}{options}",
+        "seed": 0, "budget": "standard", "device": "cpu",
+        "model": model, "probe": probe, "checks": checks, "policy": policy, "cost": cost, "environment": environment,
+    }
+
+
+def _one_check_run(check: str, entry: dict[str, Any], clauses: list[dict[str, Any]], *, policy: str, verdict: str,
+                   forward_passes: int, backward_passes: int, environment: dict[str, str] | None = None,
+                   model: dict[str, Any] | None = None, probe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run of the ``check`` check alone (its entry ``entry``, whose seconds come one second after the
+    predictions) under version 1 of ``policy`` with ``clauses``; by default on the two-class smile model and a
+    probe of 1200 images in gender and age groups."""
+    probe = probe or _probe({"gender": {"female": 600, "male": 600}, "age": {"0-19": 560, "20-39": 470, "60+": 170}},
+                            target="smiling")
+    seconds = entry["seconds"]
+    return _run({check: entry},
+                {"name": policy, "version": "1", "verdict": verdict, "clauses": clauses, "baseline": None,
+                 "regressions_skipped": [], "warnings": []},
+                model=model or _model(), probe=probe, options=f" --checks {check} --seed 0",
+                cost={"forward_passes": forward_passes, "backward_passes": backward_passes,
+                      "seconds": {"predict": 1.0, check: seconds}, "seconds_total": round(1.0 + seconds, 6)},
+                environment={**_ENVIRONMENT, **(environment or {})})
+
+
 def results_v2(*, baseline: bool = True) -> dict[str, Any]:
     """A complete failing run: three attributes and their intersections, an errored check, a regression."""
     gm = group_metrics()
@@ -199,30 +257,21 @@ def results_v2(*, baseline: bool = True) -> dict[str, Any]:
         policy["baseline"] = {"path": "old/results.json", "model_sha256": "ef56" * 16, "probe_sha256": "cd34" * 16,
                               "same_probe": True, "created": "2026-10-01T09:00:00Z"}
         policy["warnings"] = ["baseline was audited with auditor 0.0.9"]
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --seed 0",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
-                  "input_size": [64, 64], "details": {"arch": "small_cnn"}},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 1,
-                  "skipped": [{"index": 5, "path": "img/5.png", "error": "cannot identify image file"}],
-                  "target": None, "classes": ["not_smiling", "smiling"],
-                  "attributes": {a: {g: v[0] for g, v in groups.items()} for a, groups in ATTRS.items()}},
-        "checks": {
-            "group_metrics": gm,
-            "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
-                             "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
-            "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
-                         "metrics": {"findings": [{"cue": "corner patch", "box": [0, 0, 8, 8]}]},
-                         "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
-        },
-        "policy": policy,
-        "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.5},
-                 "seconds_total": 2.0},
-        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1", "fairlearn": "0.15.0"},
+    checks = {
+        "group_metrics": gm,
+        "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
+                         "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
+        "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
+                     "metrics": {"findings": [{"cue": "corner patch", "box": [0, 0, 8, 8]}]},
+                     "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
     }
+    return _run(checks, policy, model=_model(details={"arch": "small_cnn"}),
+                probe=_probe({a: {g: v[0] for g, v in groups.items()} for a, groups in ATTRS.items()}, target=None,
+                             skipped=[{"index": 5, "path": "img/5.png", "error": "cannot identify image file"}]),
+                options=" --seed 0",
+                cost={"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.5},
+                      "seconds_total": 2.0},
+                environment={**_ENVIRONMENT, "fairlearn": "0.15.0"})
 
 
 def hostile_results() -> dict[str, Any]:
@@ -262,60 +311,54 @@ def results_v1() -> dict[str, Any]:
         "worst_group_accuracy": _m(0.72, groups=["black"]),
     }
     reason = "fewer than two groups with at least 30 samples and a defined tpr"
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
-                  "input_size": [64, 64], "details": {"arch": "ShortcutCNN", "mean": [0.5, 0.5, 0.5]}},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 2,
-                  "skipped": [{"index": 5, "path": "img/5.png", "error": "cannot identify image file"},
-                              {"index": 9, "path": "img/9.png", "error": "truncated file"}],
-                  "target": "smiling", "classes": ["not_smiling", "smiling"],
-                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 300, "60+": 12},
-                                 "race": {"white": 300, "black": 300, HOSTILE[0]: 40}}},
-        "checks": {
-            "group_metrics": {
-                "status": "ok", "params": {"min_group_size": 30, "positive_class": "smiling"}, "seconds": 0.4,
-                "error": None, "figures": {},
-                "metrics": {
-                    "overall": {"n": 1198, "accuracy": _m(0.912, [0.88, 0.94]), "selection_rate": _m(0.5),
-                                "tpr": _m(0.9), "fpr": _m(0.08)},
-                    "race": race_disp,
-                    "gender": {"accuracy_difference": _m(0.02, groups=["female", "male"]),
-                               "selection_rate_ratio": _m(0.97, groups=["female", "male"])},
-                    "age": {"accuracy_difference": _m(None, groups=[], reason=reason),
-                            "tpr_difference": _m(None, groups=[], reason=reason)},
-                },
-                "by_group": {
-                    "race": {"white": _v1_group(300, 0.95, 0.6, 0.97, 0.05), "black": _v1_group(300, 0.72, 0.41, 0.87, 0.1),
-                             HOSTILE[0]: _v1_group(40, 0.9, 0.5, 0.9, 0.1)},
-                    "gender": {"female": _v1_group(600, 0.91, 0.5, 0.9, 0.08), "male": _v1_group(598, 0.93, 0.5, 0.9, 0.08)},
-                    "age": {"0-19": _v1_group(300, 0.9, 0.5, 0.9, 0.1), "60+": _v1_group(12, 0.5, 0.5, 0.5, 0.5, thin=True)},
-                },
+    checks = {
+        "group_metrics": {
+            "status": "ok", "params": {"min_group_size": 30, "positive_class": "smiling"}, "seconds": 0.4,
+            "error": None, "figures": {},
+            "metrics": {
+                "overall": {"n": 1198, "accuracy": _m(0.912, [0.88, 0.94]), "selection_rate": _m(0.5),
+                            "tpr": _m(0.9), "fpr": _m(0.08)},
+                "race": race_disp,
+                "gender": {"accuracy_difference": _m(0.02, groups=["female", "male"]),
+                           "selection_rate_ratio": _m(0.97, groups=["female", "male"])},
+                "age": {"accuracy_difference": _m(None, groups=[], reason=reason),
+                        "tpr_difference": _m(None, groups=[], reason=reason)},
             },
-            "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
-                             "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
-            "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
-                         "metrics": {"evidence_maps": {"smiling": [[0.1, 0.2], [0.3, 0.4]]},
-                                     "findings": [{"cue": "corner patch", "box": [0, 0, 8, 8], "off_subject": _m(0.7, [0.6, 0.8])}]},
-                         "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
+            "by_group": {
+                "race": {"white": _v1_group(300, 0.95, 0.6, 0.97, 0.05), "black": _v1_group(300, 0.72, 0.41, 0.87, 0.1),
+                         HOSTILE[0]: _v1_group(40, 0.9, 0.5, 0.9, 0.1)},
+                "gender": {"female": _v1_group(600, 0.91, 0.5, 0.9, 0.08), "male": _v1_group(598, 0.93, 0.5, 0.9, 0.08)},
+                "age": {"0-19": _v1_group(300, 0.9, 0.5, 0.9, 0.1), "60+": _v1_group(12, 0.5, 0.5, 0.5, 0.5, thin=True)},
+            },
         },
-        "policy": {"name": "default", "version": "1", "verdict": "fail", "clauses": [
-            {"id": "dp-ratio", "description": "Selection rate ratio between groups (four-fifths rule)",
-             "metric": "checks.group_metrics.metrics.race.selection_rate_ratio", "op": ">=", "threshold": 0.8,
-             "value": 0.62, "ci": None, "result": "fail", "severity": "blocker", "maps_to": ["EU AI Act Art. 10(2)(f)"]},
-            {"id": "acc-gap", "description": "Accuracy gap between groups",
-             "metric": "checks.group_metrics.metrics.gender.accuracy_difference", "op": "<=", "threshold": 0.05,
-             "value": 0.02, "ci": None, "result": "pass", "severity": "warning", "maps_to": []},
-            {"id": "age-tpr", "description": "TPR gap across ages",
-             "metric": "checks.group_metrics.metrics.age.tpr_difference", "op": "<=", "threshold": 0.1,
-             "value": None, "ci": None, "result": "insufficient_data", "severity": "warning", "maps_to": ["NIST AI RMF MEASURE 2.11"]},
-        ]},
-        "cost": {"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.4}, "seconds_total": 2.0},
-        "environment": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "fairlearn": "0.15.0", "platform": "Linux-x86_64"},
+        "explanations": {"status": "error", "error": "ValueError: saliency needs gradients", "params": {},
+                         "metrics": {}, "by_group": {}, "figures": {}, "seconds": 0.1},
+        "spurious": {"status": "ok", "params": {"grid": 4}, "seconds": 1.5, "error": None,
+                     "metrics": {"evidence_maps": {"smiling": [[0.1, 0.2], [0.3, 0.4]]},
+                                 "findings": [{"cue": "corner patch", "box": [0, 0, 8, 8], "off_subject": _m(0.7, [0.6, 0.8])}]},
+                     "by_group": {}, "figures": {"heatmap": PIXEL, "remote": "https://example.com/x.png"}},
     }
+    policy = {"name": "default", "version": "1", "verdict": "fail", "clauses": [
+        {"id": "dp-ratio", "description": "Selection rate ratio between groups (four-fifths rule)",
+         "metric": "checks.group_metrics.metrics.race.selection_rate_ratio", "op": ">=", "threshold": 0.8,
+         "value": 0.62, "ci": None, "result": "fail", "severity": "blocker", "maps_to": ["EU AI Act Art. 10(2)(f)"]},
+        {"id": "acc-gap", "description": "Accuracy gap between groups",
+         "metric": "checks.group_metrics.metrics.gender.accuracy_difference", "op": "<=", "threshold": 0.05,
+         "value": 0.02, "ci": None, "result": "pass", "severity": "warning", "maps_to": []},
+        {"id": "age-tpr", "description": "TPR gap across ages",
+         "metric": "checks.group_metrics.metrics.age.tpr_difference", "op": "<=", "threshold": 0.1,
+         "value": None, "ci": None, "result": "insufficient_data", "severity": "warning", "maps_to": ["NIST AI RMF MEASURE 2.11"]},
+    ]}
+    probe = _probe({"gender": {"female": 600, "male": 600}, "age": {"0-19": 300, "60+": 12},
+                    "race": {"white": 300, "black": 300, HOSTILE[0]: 40}}, target="smiling",
+                   skipped=[{"index": 5, "path": "img/5.png", "error": "cannot identify image file"},
+                            {"index": 9, "path": "img/9.png", "error": "truncated file"}])
+    return _run(checks, policy, model=_model(details={"arch": "ShortcutCNN", "mean": [0.5, 0.5, 0.5]}), probe=probe,
+                options="",
+                cost={"forward_passes": 1200, "backward_passes": 0, "seconds": {"predict": 1.2, "group_metrics": 0.4},
+                      "seconds_total": 2.0},
+                environment={"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "fairlearn": "0.15.0",
+                             "platform": "Linux-x86_64"})
 
 
 # -- the spurious check (issue 4) ------------------------------------------------------------------------
@@ -400,22 +443,10 @@ def results_spurious() -> dict[str, Any]:
     """A run of the spurious check alone on a three-class model, failing a policy clause on its findings."""
     sp = spurious()
     clause = _clause("no-spurious-cue", "checks.spurious.metrics.overall.n_findings", "<=", 0, 1, None, "fail")
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/sticker_cnn/model.yaml --probe synth:faces --checks spurious --seed 0",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/sticker_cnn/model.yaml", "name": "sticker_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": list(SP_CLASSES), "input_size": [64, 64]},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 600, "n_skipped": 0,
-                  "skipped": [], "target": "expression", "classes": list(SP_CLASSES),
-                  "attributes": {"gender": {"female": 300, "male": 300}, "age": {"0-19": 580, "60+": 20}}},
-        "checks": {"spurious": sp},
-        "policy": {"name": "shortcuts", "version": "1", "verdict": "fail", "clauses": [clause], "baseline": None,
-                   "regressions_skipped": [], "warnings": []},
-        "cost": {"forward_passes": 40_000, "backward_passes": 19_200, "seconds": {"predict": 1.0, "spurious": 42.5},
-                 "seconds_total": 43.5},
-        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1"},
-    }
+    return _one_check_run("spurious", sp, [clause], policy="shortcuts", verdict="fail", forward_passes=40_000,
+                          backward_passes=19_200, model=_model("sticker_cnn", SP_CLASSES, positive_class=None),
+                          probe=_probe({"gender": {"female": 300, "male": 300}, "age": {"0-19": 580, "60+": 20}},
+                                       target="expression", classes=SP_CLASSES))
 
 
 # -- the attacks check (issue 5) ---------------------------------------------------------------------------
@@ -570,24 +601,8 @@ def results_attacks(masked: bool = False) -> dict[str, Any]:
     value = at["metrics"]["overall"]["robust_accuracy"]
     clause = _clause("robust-accuracy", "checks.attacks.metrics.overall.robust_accuracy", ">=", 0.5, value["value"],
                      value["ci"], "fail")
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --checks attacks --seed 0",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
-                  "input_size": [64, 64]},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 0,
-                  "skipped": [], "target": "smiling", "classes": ["not_smiling", "smiling"],
-                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 560, "20-39": 470, "60+": 170}}},
-        "checks": {"attacks": at},
-        "policy": {"name": "robustness", "version": "1", "verdict": "fail", "clauses": [clause], "baseline": None,
-                   "regressions_skipped": [], "warnings": []},
-        "cost": {"forward_passes": 120_000, "backward_passes": 40_000, "seconds": {"predict": 1.0, "attacks": 95.0},
-                 "seconds_total": 96.0},
-        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1",
-                        "adversarial-robustness-toolbox": "1.20.1"},
-    }
+    return _one_check_run("attacks", at, [clause], policy="robustness", verdict="fail", forward_passes=120_000,
+                          backward_passes=40_000, environment={"adversarial-robustness-toolbox": "1.20.1"})
 
 
 # -- the explanations check (issue 6) ------------------------------------------------------------------------
@@ -596,13 +611,13 @@ EX_N = 128
 EX_FRACTIONS = [round(i / 20, 6) for i in range(21)]
 EX_LAYERS = ["head", "inner.12", "inner.9", "inner.3", "inner.0"]
 EX_THRESHOLD = 0.5
-# method: (deletion AUC, insertion AUC, subject share, seconds, faithful, cascade rank correlations or None)
-EX_METHODS: dict[str, tuple[float, float, float, float, bool, list[float] | None]] = {
-    "integrated_gradients": (0.21, 0.70, 0.62, 1.2, True, [0.61, 0.42, 0.25, 0.12, 0.05]),
-    "saliency": (0.36, 0.47, 0.48, 0.3, False, [0.55, 0.31, 0.18, 0.09, 0.02]),
-    "smoothgrad": (0.27, 0.61, 0.57, 4.8, True, [0.58, 0.40, 0.22, 0.11, 0.04]),
-    "occlusion": (0.12, 0.78, 0.69, 9.6, True, [0.93, 0.88, 0.81, 0.74, 0.68]),
-    "perturbation_mask": (0.15, 0.74, 0.66, 38.4, True, None),
+# method: (deletion AUC, insertion AUC, subject share, faithful, cascade rank correlations or None)
+EX_METHODS: dict[str, tuple[float, float, float, bool, list[float] | None]] = {
+    "integrated_gradients": (0.21, 0.70, 0.62, True, [0.61, 0.42, 0.25, 0.12, 0.05]),
+    "saliency": (0.36, 0.47, 0.48, False, [0.55, 0.31, 0.18, 0.09, 0.02]),
+    "smoothgrad": (0.27, 0.61, 0.57, True, [0.58, 0.40, 0.22, 0.11, 0.04]),
+    "occlusion": (0.12, 0.78, 0.69, True, [0.93, 0.88, 0.81, 0.74, 0.68]),
+    "perturbation_mask": (0.15, 0.74, 0.66, True, None),
 }
 EX_METHOD_KEYS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam", "occlusion", "perturbation_mask")
 EX_RANDOM = (0.39, 0.41)
@@ -625,7 +640,7 @@ def _ex_pm(v: float, half: float = 0.04) -> dict[str, Any]:
 
 
 def _ex_method(key: str) -> dict[str, Any]:
-    d, i, share, seconds, faithful, cascade = EX_METHODS[key]
+    d, i, share, faithful, cascade = EX_METHODS[key]
     sanity: dict[str, Any]
     if cascade is None:
         sanity = {"status": "not_run", "reason": EX_MASK_SANITY}
@@ -642,8 +657,7 @@ def _ex_method(key: str) -> dict[str, Any]:
             "deletion_gain": _m(gain, [round(gain - 0.06, 6) if faithful else -0.01, round(gain + 0.05, 6)]),
             "insertion_gain": _ex_pm(round(i - EX_RANDOM[1], 6), 0.05), "faithful": faithful,
             "deletion_curve": _ex_curve(d, True), "insertion_curve": _ex_curve(i, False),
-            "subject_share": {**_ex_pm(share), "reason": None}, "sanity": sanity,
-            "seconds": seconds, "per_second": round(EX_N / seconds, 6)}
+            "subject_share": {**_ex_pm(share), "reason": None}, "sanity": sanity}
 
 
 def _ex_group(n: int, thin: bool, shift: float) -> dict[str, Any]:
@@ -716,26 +730,40 @@ def explanations() -> dict[str, Any]:
     }
 
 
-
 def results_explanations() -> dict[str, Any]:
     """A run of the explanations check alone on a two-class model, failing a warning clause on the sanity check."""
     ex = explanations()
     clause = _clause("explanations-sane", "checks.explanations.metrics.overall.methods_failing_sanity", "<=", 0, 1, None,
                      "fail", severity="warning")
-    return {
-        "schema_version": 1, "auditor_version": "0.1.0", "created": "2026-11-23T17:00:00Z",
-        "command": "auditor audit sample_models/shortcut_cnn/model.yaml --probe synth:faces --checks explanations --seed 0",
-        "seed": 0, "budget": "standard", "device": "cpu",
-        "model": {"source": "sample_models/shortcut_cnn/model.yaml", "name": "shortcut_cnn", "form": "spec",
-                  "sha256": "ab12" * 16, "classes": ["not_smiling", "smiling"], "positive_class": "smiling",
-                  "input_size": [64, 64]},
-        "probe": {"source": "synth:faces", "format": "synth", "sha256": "cd34" * 16, "n": 1200, "n_skipped": 0,
-                  "skipped": [], "target": "smiling", "classes": ["not_smiling", "smiling"],
-                  "attributes": {"gender": {"female": 600, "male": 600}, "age": {"0-19": 560, "20-39": 470, "60+": 170}}},
-        "checks": {"explanations": ex},
-        "policy": {"name": "explanations", "version": "1", "verdict": "pass", "clauses": [clause], "baseline": None,
-                   "regressions_skipped": [], "warnings": []},
-        "cost": {"forward_passes": 52_000, "backward_passes": 9_800, "seconds": {"predict": 1.0, "explanations": 61.4},
-                 "seconds_total": 62.4},
-        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "torch": "2.14.1", "captum": "0.8.0"},
-    }
+    return _one_check_run("explanations", ex, [clause], policy="explanations", verdict="pass", forward_passes=52_000,
+                          backward_passes=9_800, environment={"captum": "0.8.0"})
+
+
+# -- reading a rendered report -----------------------------------------------------------------------------
+
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_section(html: str, name: str, index: int = 0) -> str:
+    """The HTML of the section of check ``name`` at place ``index`` (from 0) among the checks: id ``check-<index>-<name>``."""
+    return html.split(f'id="check-{index}-{name}"', 1)[1].split("</section>", 1)[0]
+
+
+def table_by_caption(html: str, caption: str) -> str:
+    """The HTML after ``<caption>caption</caption>`` up to the end of that table."""
+    return html.split(f"<caption>{caption}</caption>", 1)[1].split("</table>", 1)[0]
+
+
+def table_row(table: str, head: str, *, whole: bool = True) -> str:
+    """The rest of the first row of ``table`` with a cell whose text is ``head`` (``whole``) or starts with it."""
+    return table.split(f">{head}<" if whole else f">{head}", 1)[1].split("</tr>", 1)[0]
+
+
+def renders_cleanly(results: dict[str, Any], check: str) -> str:
+    """The HTML of ``results``, after checking that it has the ``check`` section and no control character, and
+    that Markdown and JUnit render too."""
+    html = render_html(results)
+    assert "Audit report" in html and f'id="check-0-{check}"' in html and not CONTROL.search(html)
+    assert render_markdown(results).startswith("## Audit report")
+    ET.fromstring(render_junit(results))
+    return html

@@ -12,7 +12,7 @@ from auditor.checks.base import CheckContext, Predictions
 from auditor.errors import UsageError
 from auditor.models import LoadedModel, load_model
 from probes import make_loader, open_probe
-from tests.conftest import SAMPLE_MODELS
+from tests.conftest import SAMPLE_MODELS, check_context
 
 SMALL = {"n_images": 48, "steps": 5, "n_blackbox": 6, "max_queries": 40, "min_group_size": 5}
 
@@ -37,14 +37,7 @@ class NoGradient(Quantised):
 
 
 def _context(module: torch.nn.Module, n: int = 160) -> CheckContext:
-    probe = open_probe(f"synth:faces:n={n}")
-    with torch.no_grad():
-        logits = torch.cat([module(b.images) for b in make_loader(probe, (64, 64), batch_size=64)]).double().numpy()
-    y = probe.table["label"].to_numpy()
-    model = LoadedModel(module=module.eval(), source="test", form="module", sha256="0")
-    return CheckContext(model=model, probe=probe, predictions=Predictions(np.arange(n), logits, y, logits.argmax(1)),
-                        classes=list(probe.classes), positive_class=1, input_size=(64, 64), device=torch.device("cpu"),
-                        seed=0, budget="quick", attributes=list(probe.attributes))
+    return check_context(module, n)
 
 
 @pytest.fixture(scope="module")

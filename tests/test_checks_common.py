@@ -9,7 +9,7 @@ import torch
 from auditor.api import AuditConfig, run_audit
 from auditor.checks import check_names
 from auditor.results import to_json
-from tests.conftest import SMALL_PROBE
+from tests.conftest import SMALL_PARAMS, SMALL_PROBE
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -29,7 +29,8 @@ def test_check_is_serialisable_deterministic_and_leaves_the_model_as_found(check
         return m
 
     monkeypatch.setattr(api, "load_model", spy)
-    cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], budget="quick", device="cpu", seed=7, out_dir=None)
+    cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], budget="quick", device="cpu", seed=7,
+                      out_dir=None, check_params={check: SMALL_PARAMS.get(check, {})})
     first = run_audit(cfg).results["checks"][check]
     second = run_audit(cfg).results["checks"][check]
     assert first["status"] == "ok", first["error"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import re
-import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
@@ -13,20 +12,20 @@ from pypdf import PdfReader
 
 from auditor._report_spurious import box_text
 from auditor.report import render_html, render_markdown
-from auditor.report_junit import render_junit
 from auditor.report_pdf import render_pdf
-from tests.report_fixtures import HOSTILE, LONG_NAME, results_spurious, results_v1
+from tests.report_fixtures import (
+    CONTROL,
+    HOSTILE,
+    LONG_NAME,
+    check_section,
+    renders_cleanly,
+    results_spurious,
+    results_v1,
+    table_by_caption,
+    table_row,
+)
 
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CAPTION = "Finding 1: before and after removing the region"
-
-
-def _check(html: str) -> str:
-    return html.split('id="check-0-spurious"', 1)[1].split("</section>", 1)[0]
-
-
-def _table(html: str, caption: str) -> str:
-    return html.split(f"<caption>{caption}</caption>", 1)[1].split("</table>", 1)[0]
 
 
 def _sp(results: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +39,7 @@ def page() -> str:
 
 @pytest.fixture(scope="module")
 def section(page: str) -> str:
-    return _check(page)
+    return check_section(page, "spurious")
 
 
 # -- HTML: content and order ----------------------------------------------------------------------------
@@ -57,7 +56,7 @@ def test_parts_come_in_order(section: str) -> None:
 
 
 def test_findings_table_has_box_shares_flips_n_and_p(section: str) -> None:
-    row = _table(section, "Confirmed cues").split("<tbody>", 1)[1]
+    row = table_by_caption(section, "Confirmed cues").split("<tbody>", 1)[1]
     assert ">smiling<" in row and "48,0 – 64,16 of 64×64" in row and ">0.340<" in row and ">0.940<" in row
     assert '<span class="num">0.620</span><br><span class="ci">control 0.040</span>' in row
     assert '<span class="num">0.453</span><br><span class="ci">control 0.031</span>' in row
@@ -66,16 +65,16 @@ def test_findings_table_has_box_shares_flips_n_and_p(section: str) -> None:
 
 
 def test_group_flips_overall_metrics_unpredicted_classes_candidates_and_groups(section: str) -> None:
-    female = _table(section, "Flip rates by group").split(">female<", 1)[1].split("</tr>", 1)[0]
+    female = table_row(table_by_caption(section, "Flip rates by group"), "female")
     assert '0.615</span> <span class="ci">(n=26)' in female and '0.469</span> <span class="ci">(n=32)' in female
     kv = section.split('class="kv sp-overall"', 1)[1].split("</table>", 1)[0]
     assert '0.570</span> <span class="ci">[0.530, 0.610]' in kv and "6 of 128 images" in kv and ">0.860<" in kv
     assert "0.183" in kv and "lower is better; a random pixel order scores 0.412" in kv and ">128<" in kv
     assert "No audited image was predicted as (no evidence map): surprised." in section
-    table = _table(section, "Regions tested but not reported as cues")
+    table = table_by_caption(section, "Regions tested but not reported as cues")
     assert ">neutral<" in table and "0,48 – 16,64 of 64×64" in table and "not confirmed: removing or transplanting" in table
     assert ">smiling<" not in table and ">0.50<" in table
-    table = _table(section, "Share of evidence off the subject, by group")
+    table = table_by_caption(section, "Share of evidence off the subject, by group")
     assert '0.550</span><br><span class="ci">[0.500, 0.600]' in table
     assert '<span class="na">n/a</span> <span class="reason">(too few images)</span>' in table.split(">60+<", 1)[1]
 
@@ -91,7 +90,7 @@ def test_finding_figure_sits_with_its_finding_and_is_shown_once(page: str, secti
 def test_a_finding_naming_no_known_figure_leaves_every_figure_to_the_generic_list() -> None:
     results = results_spurious()
     _sp(results)["metrics"]["findings"][0]["figure"] = "missing"
-    section = _check(render_html(results))
+    section = check_section(render_html(results), "spurious")
     assert section.count(f"<figcaption>{CAPTION}</figcaption>") == 1
     assert section.index(CAPTION) > section.index("Share of evidence off the subject, by group")
 
@@ -100,12 +99,12 @@ def test_no_findings_says_no_cue_was_confirmed_once() -> None:
     results = results_spurious()
     metrics = _sp(results)["metrics"]
     metrics.update(findings=[], candidates=metrics["candidates"][1:], summary="")
-    section = _check(render_html(results))
+    section = check_section(render_html(results), "spurious")
     assert '<p class="sp-summary sp-none">No cue was confirmed.' in section
     assert "Confirmed cues</caption>" not in section and "Regions tested but not reported" in section
     assert "\nNo cue was confirmed\\." in render_markdown(results)
     metrics["summary"] = "no cue was confirmed: nothing flipped more than the control"
-    section = _check(render_html(results))
+    section = check_section(render_html(results), "spurious")
     assert '<p class="sp-summary sp-none">no cue was confirmed: nothing flipped more than the control</p>' in section
 
 
@@ -115,20 +114,21 @@ def test_without_subject_boxes_the_off_subject_share_is_unknown() -> None:
     sp["metrics"]["findings"][0]["off_subject"] = None
     sp["metrics"]["overall"]["off_subject_share"] = {"value": None, "ci": None, "reason": "the probe has no subject boxes"}
     page = render_html(results)
-    assert "unknown (no subject boxes)" in _table(_check(page), "Confirmed cues")
-    assert '<span class="reason">(the probe has no subject boxes)</span>' in _check(page)
+    assert "unknown (no subject boxes)" in table_by_caption(check_section(page, "spurious"), "Confirmed cues")
+    assert '<span class="reason">(the probe has no subject boxes)</span>' in check_section(page, "spurious")
     assert "This probe has no subject boxes" in page.split('id="methodology"', 1)[1]
     assert "off-subject share unknown (no subject boxes)" in render_markdown(results)
 
 
 def test_an_entry_from_before_the_schema_is_a_generic_tree_and_an_errored_one_its_error() -> None:
-    section = render_html(results_v1()).split('id="check-2-spurious"', 1)[1].split("</section>", 1)[0]
+    section = check_section(render_html(results_v1()), "spurious", 2)
     assert "corner patch" in section and "sp-summary" not in section
     assert "### Spurious cues" not in render_markdown(results_v1())
     results = results_spurious()
     results["checks"]["spurious"] = {"status": "error", "error": "RuntimeError: CUDA out of memory", "metrics": {}}
     page = render_html(results)
-    assert "CUDA out of memory" in _check(page) and 'class="sp-summary' not in page and "How spurious cues are found" not in page
+    assert "CUDA out of memory" in check_section(page, "spurious")
+    assert 'class="sp-summary' not in page and "How spurious cues are found" not in page
 
 
 @pytest.mark.parametrize(("box", "size", "text"), [
@@ -180,21 +180,12 @@ _LEVELS = {  # each dict of the entry whose keys are deleted or given a wrong ty
 _KEYS = [(level, key) for level, get in _LEVELS.items() for key in get(results_spurious())]
 
 
-def _renders(results: dict[str, Any]) -> str:
-    """The HTML of ``results``, after checking that HTML, Markdown and JUnit all render cleanly."""
-    html = render_html(results)
-    assert "Audit report" in html and 'id="check-0-spurious"' in html and not CONTROL.search(html)
-    assert render_markdown(results).startswith("## Audit report")
-    ET.fromstring(render_junit(results))
-    return html
-
-
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
 def test_renders_without_each_key(level: str, key: str) -> None:
     results = results_spurious()
     del _LEVELS[level](results)[key]
     assert key not in _LEVELS[level](results)
-    assert 'id="check-0-spurious"' in _renders(results)
+    assert 'id="check-0-spurious"' in renders_cleanly(results, "spurious")
 
 
 @pytest.mark.parametrize(("level", "key"), _KEYS, ids=[f"{lv}.{k}" for lv, k in _KEYS])
@@ -202,12 +193,12 @@ def test_renders_when_a_key_has_an_unexpected_type(level: str, key: str) -> None
     for bad in ("x", 3, -1.5, float("nan"), True, None, [], [None, "y"], {"a": {"b": 1}}):
         results = results_spurious()
         _LEVELS[level](results)[key] = bad
-        _renders(results)
+        renders_cleanly(results, "spurious")
 
 
 def test_renders_when_the_whole_entry_is_malformed() -> None:
     for bad in (None, "x", 3, [], {}, {"metrics": None}, {"metrics": {"overall": 3, "findings": {"a": 1}}}):
-        html = _renders({**results_spurious(), "checks": {"spurious": bad}})
+        html = renders_cleanly({**results_spurious(), "checks": {"spurious": bad}}, "spurious")
         assert "Check details" in html and "Traceback" not in html
 
 
@@ -233,7 +224,7 @@ def test_hostile_strings_are_inert_in_html_and_markdown() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;race&lt;/b&gt;" in html and LONG_NAME not in html
     assert all(re.fullmatch(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"<>]*">', t)
                for t in re.findall(r"<img\b[^>]*>", html))
-    block = _check(html).split('class="sp-finding"', 1)[1].split("</div>", 1)[0]
+    block = check_section(html, "spurious").split('class="sp-finding"', 1)[1].split("</div>", 1)[0]
     assert "<figcaption>&#34;&gt;&lt;img src=x onerror=alert(1)&gt;</figcaption>" in block  # found by its hostile name
     text = render_markdown(_hostile())
     assert not re.search(r"(?<!\\)<[a-zA-Z/!]", text) and not re.search(r"(?<!\\)@[a-z]", text)

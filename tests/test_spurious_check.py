@@ -15,6 +15,7 @@ from PIL import Image
 from auditor.api import AuditConfig, run_audit
 from auditor.checks import get_check
 from auditor.checks.base import CheckContext, Predictions
+from auditor.checks.sampling import subject_masks
 from auditor.policy import evaluate_policy, load_policy, resolve_policy_path
 from probes import open_probe
 from tests.conftest import ROOT
@@ -191,5 +192,5 @@ def test_a_subject_mask_png_is_used_where_the_probe_has_one(tmp_path):
     Image.fromarray(mask).save(tmp_path / "m.png")
     probe.root = tmp_path
     probe.table["subject_mask"] = pd.Series(["m.png"] * len(probe.table), dtype=object)
-    subjects = get_check("spurious")._subjects(_context(_Always(), probe), np.arange(3), (64, 64))
+    subjects = subject_masks(_context(_Always(), probe), np.arange(3), (64, 64))
     assert (subjects[:, :, :32] == 1).all() and (subjects[:, :, 32:] == 0).all()
