@@ -22,7 +22,7 @@ SMALL_PROBE = "synth:faces:n=240"
 SMALL_PARAMS: dict[str, dict[str, int]] = {
     "spurious": {"n_images": 16, "steps": 10},
     "attacks": {"n_images": 16, "steps": 2, "n_blackbox": 4, "max_queries": 20},
-    "explanations": {"n_images": 8, "n_sanity": 4, "ig_steps": 4, "nt_samples": 2, "sanity_stages": 2, "mask_steps": 4,
+    "explanations": {"n_images": 8, "n_group_images": 8, "n_sanity": 4, "ig_steps": 4, "nt_samples": 2, "sanity_stages": 2, "mask_steps": 4,
                      "class_model_steps": 4, "curve_steps": 4},
 }
 SMALL_CHECKS = ("--budget", "quick", *(arg for check, params in SMALL_PARAMS.items() for key, value in params.items()

@@ -16,8 +16,9 @@ from auditor.errors import UsageError
 from auditor.models import load_model
 from tests.conftest import SAMPLE_MODELS, check_context
 
-SMALL = {"n_images": 48, "n_sanity": 6, "ig_steps": 8, "nt_samples": 4, "sanity_stages": 2, "mask_steps": 10,
+SMALL = {"n_images": 48, "n_group_images": 96, "n_sanity": 6, "ig_steps": 8, "nt_samples": 4, "sanity_stages": 2, "mask_steps": 10,
          "class_model_steps": 8, "curve_steps": 8, "min_group_size": 5}
+NO_EXTRA = {**SMALL, "n_group_images": 1}  # the groups compared on the images every method ran on
 GRADIENT_METHODS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam")
 
 
@@ -99,9 +100,13 @@ def test_the_groups_of_every_attribute_are_compared_with_intervals(shortcut):
             assert entry["groups_compared"] >= 2, (attribute, key, entry["reason"])
             assert entry["value"] >= 0 and entry["ci"][0] <= entry["value"] <= entry["ci"][1]
             assert entry["method"] == shortcut.metrics["overall"]["reference_method"]
+        # every method on n_images; the reference method on n_group_images, which the differences compare
         groups = shortcut.by_group[attribute]
-        assert sum(g["n"] for g in groups.values()) == SMALL["n_images"]
-        assert all(set(g["methods"]) == set(ALL_METHODS) for g in groups.values())
+        assert sum(g["n"] for g in groups.values()) == shortcut.params["n_group_images"] == SMALL["n_group_images"]
+        assert sum(g["n_all_methods"] for g in groups.values()) == SMALL["n_images"]
+        for g in groups.values():
+            assert shortcut.metrics["overall"]["reference_method"] in g["methods"]
+            assert g["n_all_methods"] == 0 or set(g["methods"]) == set(ALL_METHODS)
 
 
 def test_the_subject_share_is_measured_from_the_probes_boxes(shortcut):
@@ -119,7 +124,7 @@ def test_figures_are_inline_pngs(shortcut):
 
 
 def test_a_method_whose_maps_ignore_the_weights_fails_the_sanity_check():
-    result = Explanations(**{**SMALL, "methods": "saliency,integrated_gradients"}).run(check_context(BiasOnly(), 64))
+    result = Explanations(**{**NO_EXTRA, "methods": "saliency,integrated_gradients"}).run(check_context(BiasOnly(), 64))
     overall = result.metrics["overall"]
     for m in ("saliency", "integrated_gradients"):
         sanity = overall["methods"][m]["sanity"]
@@ -130,7 +135,7 @@ def test_a_method_whose_maps_ignore_the_weights_fails_the_sanity_check():
 
 
 def test_a_model_without_gradients_gets_occlusion_and_a_reason_for_the_rest(shortcut_model):
-    result = Explanations(**SMALL).run(check_context(NoGradient(shortcut_model), 64))
+    result = Explanations(**NO_EXTRA).run(check_context(NoGradient(shortcut_model), 64))
     methods = _methods(result)
     for m in (*GRADIENT_METHODS, "perturbation_mask"):
         assert methods[m]["status"] == "not_run" and "not connected to its input" in methods[m]["reason"], m
@@ -140,7 +145,7 @@ def test_a_model_without_gradients_gets_occlusion_and_a_reason_for_the_rest(shor
 
 
 def test_a_model_without_convolutions_gets_every_method_but_grad_cam(one_thread):
-    result = Explanations(**SMALL).run(check_context(Mlp(), 64))
+    result = Explanations(**NO_EXTRA).run(check_context(Mlp(), 64))
     methods = _methods(result)
     assert methods["grad_cam"]["status"] == "not_run" and "no convolutional layer" in methods["grad_cam"]["reason"]
     assert all(methods[m]["status"] == "ok" for m in ALL_METHODS if m != "grad_cam")
@@ -154,7 +159,7 @@ def test_a_torchscript_model_gets_the_input_gradient_methods_and_a_note_for_grad
         scripted = torch.jit.script(shortcut_model.inner.eval())
     model = type(shortcut_model)(scripted, mean=shortcut_model.mean.flatten().tolist(), std=shortcut_model.std.flatten().tolist())
     before = {k: v.clone() for k, v in scripted.state_dict().items()}
-    result = Explanations(**{**SMALL, "methods": "saliency,grad_cam"}).run(check_context(model, 64))
+    result = Explanations(**{**NO_EXTRA, "methods": "saliency,grad_cam"}).run(check_context(model, 64))
     methods = _methods(result)
     assert methods["grad_cam"]["status"] == "not_run" and "cannot be hooked" in methods["grad_cam"]["reason"]
     assert methods["saliency"]["status"] == "ok" and methods["saliency"]["sanity"]["status"] == "passed"
@@ -170,8 +175,27 @@ def test_the_methods_parameter_takes_all_or_a_subset_in_canonical_order():
 
 
 def test_the_same_seed_gives_the_same_numbers(shortcut_model):
-    small = {**SMALL, "n_images": 12, "methods": "smoothgrad,occlusion", "figures": False}
+    small = {**NO_EXTRA, "n_images": 12, "methods": "smoothgrad,occlusion", "figures": False}
     a = Explanations(**small).run(check_context(shortcut_model, 64)).metrics
     b = Explanations(**small).run(check_context(shortcut_model, 64)).metrics
     assert a == b
     assert np.isfinite(a["overall"]["methods"]["smoothgrad"]["deletion_auc"]["value"])
+
+
+def test_a_group_difference_is_a_finding_only_when_the_permutation_test_says_it_is_not_chance():
+    from auditor.checks.explanations import _finding, _scope
+
+    rng = np.random.default_rng(0)
+    labels = np.array(["a"] * 40 + ["b"] * 40, dtype=object)
+    shifted = {"deletion_auc": np.r_[rng.normal(0.3, 0.1, 40), rng.normal(0.5, 0.1, 40)],
+               "insertion_auc": rng.normal(0.7, 0.3, 80), "subject_share": rng.normal(0.5, 0.3, 80)}
+    scope = _scope(labels, shifted, "saliency", 30, True, np.random.default_rng(1))
+    real, noise = scope["deletion_auc_difference"], scope["insertion_auc_difference"]
+    assert real["lowest"] == "a" and real["highest"] == "b" and real["p_value"] < 0.01
+    assert noise["p_value"] > 0.05 and noise["ci"][0] > 0  # a max - min gap's interval sits above 0 even for noise
+    real["p_adjusted"], noise["p_adjusted"] = real["p_value"], noise["p_value"]
+    assert _finding("race", "deletion_auc_difference", real, 0.1)["text"].startswith("By race, the deletion AUC")
+    assert _finding("race", "insertion_auc_difference", noise, 0.0) is None
+    assert _finding("race", "deletion_auc_difference", real, 0.5) is None  # below min_difference
+    thin = _scope(labels[:50], {k: v[:50] for k, v in shifted.items()}, "saliency", 30, True, np.random.default_rng(1))
+    assert thin["deletion_auc_difference"]["value"] is None and "fewer than two groups" in thin["deletion_auc_difference"]["reason"]

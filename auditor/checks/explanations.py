@@ -22,6 +22,7 @@ from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows, subject_masks
+from auditor.checks.significance import adjust_pvalues, permutation_pvalue
 from auditor.errors import UsageError
 from auditor.explain import attributions as attr
 from auditor.explain import sanity
@@ -35,16 +36,18 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = (*attr.METHODS, "perturbation_mask")
 BUDGETS: dict[str, dict[str, int]] = {
-    "quick": {"n_images": 32, "n_sanity": 8, "ig_steps": 16, "nt_samples": 8, "sanity_stages": 3, "mask_steps": 20,
+    "quick": {"n_images": 32, "n_group_images": 64, "n_sanity": 8, "ig_steps": 16, "nt_samples": 8, "sanity_stages": 3, "mask_steps": 20,
               "class_model_steps": 32, "curve_steps": 10, "occlusion_overlap": 1},
-    "standard": {"n_images": 96, "n_sanity": 12, "ig_steps": 24, "nt_samples": 12, "sanity_stages": 4, "mask_steps": 30,
+    "standard": {"n_images": 64, "n_group_images": 256, "n_sanity": 12, "ig_steps": 24, "nt_samples": 12, "sanity_stages": 4, "mask_steps": 30,
                  "class_model_steps": 48, "curve_steps": 10, "occlusion_overlap": 1},
-    "thorough": {"n_images": 512, "n_sanity": 64, "ig_steps": 64, "nt_samples": 32, "sanity_stages": 8, "mask_steps": 100,
+    "thorough": {"n_images": 512, "n_group_images": 1536, "n_sanity": 64, "ig_steps": 64, "nt_samples": 32, "sanity_stages": 8, "mask_steps": 100,
                  "class_model_steps": 200, "curve_steps": 32, "occlusion_overlap": 2},
 }
 """Sizes by ``--budget``; ``occlusion_overlap``: patches per window side (1: side by side, 2: half-overlapping)."""
 N_BOOT = 1000
+N_PERM = 1000
 LEVEL = 0.95
+ALPHA = 0.05  # level of the permutation test of a group difference, Holm-adjusted over all the differences
 N_FIGURE_ROWS = 4
 NO_BOXES = "the probe has no subject boxes or masks, so attribution on the subject cannot be measured"
 GROUP_METRICS = {"deletion_auc": "deletion_auc_difference", "insertion_auc": "insertion_auc_difference",
@@ -73,7 +76,9 @@ class Explanations(Check):
                    "per-group comparison with intervals, first-layer filters and class-model images.")
     order = 40
     params = {
-        "n_images": Param(int, 0, "images to explain (0: by --budget: quick 32, standard 96, thorough 512)", low=0, high=100_000),
+        "n_images": Param(int, 0, "images every method explains (0: by --budget: quick 32, standard 64, thorough 512)", low=0, high=100_000),
+        "n_group_images": Param(int, 0, "images the groups are compared on, with the reference method only (0: by --budget: "
+                                "64, 256, 1536; at least n_images)", low=0, high=1_000_000),
         "n_sanity": Param(int, 0, "images for the randomisation sanity check (0: by --budget: 8, 12, 64)", low=0, high=10_000),
         "methods": Param(str, "all", f"'all' or a comma-separated subset of {', '.join(ALL_METHODS)}"),
         "layer": Param(str, "", "the layer Grad-CAM explains, by module name (empty: the last convolutional layer)"),
@@ -92,8 +97,8 @@ class Explanations(Check):
         "class_model_steps": Param(int, 0, "gradient-ascent steps per class-model image (0: by --budget: 32, 48, 200); "
                                    "class models are drawn for at most 20 classes", low=0, high=10_000),
         "min_group_size": Param(int, 30, "groups smaller than this are flagged insufficient and left out of the differences", low=1),
-        "min_difference": Param(float, 0.10, "a difference between groups at least this large, with an interval above 0, "
-                                "is a finding", low=0.0, high=1.0),
+        "min_difference": Param(float, 0.10, "a difference between groups at least this large, with a Holm-adjusted "
+                                "permutation p-value below 0.05, is a finding", low=0.0, high=1.0),
         "figures": Param(bool, True, "draw the attribution, sanity, filter and class-model figures"),
     }
     metric_names = tuple(GROUP_METRICS.values())
@@ -154,7 +159,8 @@ class Explanations(Check):
             per_image: dict[str, dict[str, np.ndarray]] = {}
             for method, m in maps.items():
                 d, ins = curves[method]
-                per_image[method] = {"deletion_auc": d, "insertion_auc": ins, "subject_share": _subject_share(m, subjects)}
+                per_image[method] = {"deletion_auc": _area(d), "insertion_auc": _area(ins),
+                                     "subject_share": _subject_share(m, subjects)}
                 entries[method].update(_faithfulness_entry(d, ins, curves["random"], rng))
                 entries[method]["subject_share"] = _mean(per_image[method]["subject_share"], rng, NO_BOXES)
             ctx.report(f"{self.name}: sanity", 0, 1)
@@ -162,18 +168,32 @@ class Explanations(Check):
                                               result)
             for method in maps:
                 entries[method]["sanity"] = sane.get(method, {"status": "not_run", "reason": _NO_CASCADE.get(method, "")})
-        order = [m for m in methods if m in entries]
-        overall = self._overall(entries, order, curves, n, size["curve_steps"], rng)
-        reference = _reference(entries)
-        table = ctx.probe.table.loc[pred.index[rows]]
-        groups = {a: table[a].to_numpy(dtype=object) for a in ctx.attributes if a in table}
-        result.by_group = _by_group(groups, per_image, cfg["min_group_size"], rng)
+            order = [m for m in methods if m in entries]
+            overall = self._overall(entries, order, curves, n, size["curve_steps"], rng)
+            reference = _reference(entries)
+            compared, compared_rows = per_image.get(reference), rows
+            if reference is not None and size["n_group_images"] > n:
+                ctx.report(f"{self.name}: groups", 0, 1)
+                compared, compared_rows = self._group_sample(ctx, model, rows, reference, per_image[reference], settings,
+                                                             layer, size, result)
+        table = ctx.probe.table
+        attributes = [a for a in ctx.attributes if a in table]
+        result.by_group = _by_group({a: table.loc[pred.index[rows], a].to_numpy(dtype=object) for a in attributes},
+                                    per_image, cfg["min_group_size"], rng)
+        result.params["n_group_images"] = int(len(compared_rows))
         findings: list[dict[str, Any]] = []
-        for attribute, labels in groups.items():
-            scope = _scope(labels, per_image.get(reference) if reference else None, reference, cfg["min_group_size"],
-                           has_subjects, rng)
+        for attribute in attributes:
+            labels = table.loc[pred.index[compared_rows], attribute].to_numpy(dtype=object)
+            scope = _scope(labels, compared, reference, cfg["min_group_size"], has_subjects, rng)
+            if compared is not None and reference is not None:
+                _compared_groups(result.by_group[attribute], labels, compared, reference, cfg["min_group_size"], rng)
             result.metrics[attribute] = scope
-            for metric, entry in scope.items():
+        tested = [e for a in attributes for k, e in result.metrics[a].items() if k != "scope" and e["p_value"] is not None]
+        for e, p in zip(tested, adjust_pvalues(np.array([e["p_value"] for e in tested], dtype=float), "holm")
+                        if tested else []):
+            e["p_adjusted"] = boot.rounded(p)
+        for attribute in attributes:
+            for metric, entry in result.metrics[attribute].items():
                 finding = _finding(attribute, metric, entry, cfg["min_difference"])
                 if finding:
                     findings.append(finding)
@@ -193,6 +213,29 @@ class Explanations(Check):
         result.seconds = time.perf_counter() - start
         return result
 
+    def _group_sample(self, ctx: CheckContext, model: Any, rows: np.ndarray, method: str, first: dict[str, np.ndarray],
+                      settings: attr.Settings, layer: Any, size: dict[str, int],
+                      result: CheckResult) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The reference method's per-image deletion, insertion and subject share on ``n_group_images`` images:
+        the ``rows`` already explained and further seeded rows, explained, scored and measured the same way."""
+        pred = ctx.predictions
+        pool = random_rows(len(pred), size["n_group_images"], ctx.seed, "explanations-groups")
+        extra = pool[~np.isin(pool, rows)][: max(0, size["n_group_images"] - len(rows))]
+        if not len(extra):
+            return first, rows
+        images, extra = load_rows(ctx, extra)
+        x = images.to(ctx.device)
+        targets = torch.as_tensor(pred.y_pred[extra], dtype=torch.long, device=ctx.device)
+        if method == "perturbation_mask":
+            m = self._masks(ctx, model, x, targets, size, result)
+        else:
+            m = attr.attribute(model, method, x, targets, settings, layer=layer).numpy()
+            _count(result, method, len(extra), settings, tuple(x.shape[-2:]))
+        d, ins = self._faithfulness(ctx, model, x, targets, {method: m}, size["curve_steps"], result, with_random=False)[method]
+        share = _subject_share(m, subject_masks(ctx, pred.index[extra], tuple(x.shape[-2:])))
+        more = {"deletion_auc": _area(d), "insertion_auc": _area(ins), "subject_share": share}
+        return {k: np.concatenate([first[k], more[k]]) for k in more}, np.concatenate([rows, extra])
+
     def _masks(self, ctx: CheckContext, model: Any, x: torch.Tensor, targets: torch.Tensor, size: dict[str, int],
                result: CheckResult) -> np.ndarray:
         """The spurious check's meaningful-perturbation masks (1 = evidence) for these images."""
@@ -204,14 +247,15 @@ class Explanations(Check):
         return masks.masks[:, 0].numpy()
 
     def _faithfulness(self, ctx: CheckContext, model: Any, x: torch.Tensor, targets: torch.Tensor,
-                      maps: dict[str, np.ndarray], steps: int, result: CheckResult) -> dict[str, tuple[Any, ...]]:
+                      maps: dict[str, np.ndarray], steps: int, result: CheckResult,
+                      with_random: bool = True) -> dict[str, tuple[Any, ...]]:
         """Per method (and ``random``): per-image deletion and insertion curves (N, steps + 1). Pixels a map
         ranks equal are taken in one seeded random order shared by every method, so the maps are compared
         only where they say something."""
         gen = torch.Generator().manual_seed(ctx.seed % 2**31)
         noise = torch.rand(x.shape[0], *x.shape[-2:], generator=gen, dtype=torch.float64)
         out: dict[str, tuple[Any, ...]] = {}
-        for method, m in [("random", None), *maps.items()]:
+        for method, m in [*([("random", None)] if with_random else []), *maps.items()]:
             if m is None:
                 sal = noise
             else:
@@ -283,8 +327,7 @@ class Explanations(Check):
             "methods_failing_sanity": {"value": len(failing), "ci": None, "of": len(checked), "names": failing},
             "best_deletion_auc": ({**entries[best]["deletion_auc"], "method": best} if best else
                                   {"value": None, "ci": None, "reason": "no attribution method could run", "method": None}),
-            "random_baseline": {"deletion_auc": _mean(curve_area(torch.as_tensor(rd)).numpy(), rng, ""),
-                                "insertion_auc": _mean(curve_area(torch.as_tensor(ri)).numpy(), rng, ""),
+            "random_baseline": {"deletion_auc": _mean(_area(rd), rng, ""), "insertion_auc": _mean(_area(ri), rng, ""),
                                 "deletion_curve": boot.rounded_list(rd.mean(axis=0)), "insertion_curve": boot.rounded_list(ri.mean(axis=0))},
             "curve_fractions": boot.rounded_list(np.linspace(0.0, 1.0, steps + 1)),
         }
@@ -388,13 +431,17 @@ def _subject_share(m: np.ndarray, subjects: np.ndarray) -> np.ndarray:
 def _faithfulness_entry(d: np.ndarray, ins: np.ndarray, random: tuple[np.ndarray, np.ndarray],
                         rng: np.random.Generator) -> dict[str, Any]:
     """Deletion and insertion areas, their paired gains over the random ranking, and the verdict."""
-    area = lambda c: curve_area(torch.as_tensor(c)).numpy()  # noqa: E731
-    da, ia, rda, ria = area(d), area(ins), area(random[0]), area(random[1])
+    da, ia, rda, ria = _area(d), _area(ins), _area(random[0]), _area(random[1])
     gain = _mean(rda - da, rng, "")
     lo = gain["ci"][0] if gain["ci"] else gain["value"]
     return {"deletion_auc": _mean(da, rng, ""), "insertion_auc": _mean(ia, rng, ""), "deletion_gain": gain,
             "insertion_gain": _mean(ia - ria, rng, ""), "faithful": bool(lo is not None and lo > 0),
             "deletion_curve": boot.rounded_list(d.mean(axis=0)), "insertion_curve": boot.rounded_list(ins.mean(axis=0))}
+
+
+def _area(curves: np.ndarray) -> np.ndarray:
+    """Area under each row of per-image curves (N, S + 1)."""
+    return curve_area(torch.as_tensor(curves)).numpy()
 
 
 def _reference(entries: dict[str, dict[str, Any]]) -> str | None:
@@ -416,20 +463,21 @@ def _labels_of(labels: np.ndarray) -> list[str]:
 
 def _scope(labels: np.ndarray, values: dict[str, np.ndarray] | None, method: str | None, min_n: int, has_subjects: bool,
            rng: np.random.Generator) -> dict[str, Any]:
-    """The differences between an attribute's groups (max - min of the group means) with a bootstrap
-    interval that resamples within each group, for the reference method."""
+    """The differences between an attribute's groups (max - min of the group means) for the reference method,
+    with a bootstrap interval that resamples within each group and a permutation test (group labels shuffled
+    across the images; one-sided: a gap at least this large by chance)."""
     out: dict[str, Any] = {"scope": {"kind": "attribute"}}
     names = _labels_of(labels)
     big = [g for g in names if sum(str(v) == g for v in labels) >= min_n]
     for metric, key in GROUP_METRICS.items():
         entry: dict[str, Any] = {"value": None, "ci": None, "method": method, "lowest": None, "highest": None,
-                                 "groups_compared": 0, "reason": None}
+                                 "groups_compared": 0, "p_value": None, "p_adjusted": None, "reason": None}
         if values is None:
             entry["reason"] = "no attribution method could run"
         elif metric == "subject_share" and not has_subjects:
             entry["reason"] = NO_BOXES
         else:
-            means, draws, kept = [], [], []
+            means, draws, kept, pooled = [], [], [], []
             for g in big:
                 v = values[metric][np.array([str(x) == g for x in labels])]
                 v = v[np.isfinite(v)]
@@ -437,6 +485,7 @@ def _scope(labels: np.ndarray, values: dict[str, np.ndarray] | None, method: str
                     kept.append(g)
                     means.append(v.mean())
                     draws.append(boot.mean_draws(v, rng, N_BOOT))
+                    pooled.append(v)
             entry["groups_compared"] = len(kept)
             if len(kept) < 2:
                 entry["reason"] = (f"fewer than two groups have {min_n} or more images (groups: "
@@ -444,24 +493,40 @@ def _scope(labels: np.ndarray, values: dict[str, np.ndarray] | None, method: str
             else:
                 lo, hi = int(np.argmin(means)), int(np.argmax(means))
                 entry.update(value=boot.rounded(means[hi] - means[lo]), lowest=kept[lo], highest=kept[hi],
-                             ci=boot.interval(boot.disparity_draws(np.stack(draws, axis=1))["difference"], LEVEL))
+                             ci=boot.interval(boot.disparity_draws(np.stack(draws, axis=1))["difference"], LEVEL),
+                             p_value=boot.rounded(permutation_pvalue(means[hi] - means[lo], _permuted_gaps(pooled, rng))))
         out[key] = entry
     return out
 
 
+def _permuted_gaps(values: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Max - min of the group means with the images' group labels shuffled, ``N_PERM`` times."""
+    pooled = np.concatenate(values)
+    sizes = np.array([len(v) for v in values])
+    owner = np.repeat(np.arange(len(values)), sizes)
+    shuffled = rng.permuted(np.broadcast_to(pooled, (N_PERM, pooled.size)), axis=1)
+    sums = np.stack([shuffled[:, owner == g].sum(axis=1) for g in range(len(values))], axis=1)
+    means = sums / sizes
+    return means.max(axis=1) - means.min(axis=1)
+
+
 def _finding(attribute: str, metric: str, entry: Any, min_difference: float) -> dict[str, Any] | None:
-    if metric == "scope" or not isinstance(entry, dict) or entry.get("value") is None or not entry.get("ci"):
+    """A finding when the difference is at least ``min_difference`` and its Holm-adjusted permutation p-value
+    is below `ALPHA` (the bootstrap interval of a max - min gap sits above 0 almost always, so it cannot decide)."""
+    if metric == "scope" or not isinstance(entry, dict) or entry.get("value") is None or entry.get("p_adjusted") is None:
         return None
-    if entry["value"] < min_difference or entry["ci"][0] <= 0:
+    if entry["value"] < min_difference or entry["p_adjusted"] >= ALPHA:
         return None
     what = {"subject_share_difference": "share of attribution on the subject",
             "deletion_auc_difference": "deletion AUC (how fast removing the attributed pixels destroys the prediction)",
             "insertion_auc_difference": "insertion AUC (how fast the attributed pixels restore the prediction)"}[metric]
     text = (f"By {attribute}, the {what} differs by {entry['value']:.2f} between {entry['highest']} (highest) and "
             f"{entry['lowest']} (lowest), 95% interval {entry['ci'][0]:.2f} to {entry['ci'][1]:.2f}, "
+            f"permutation p = {entry['p_adjusted']:.3g} (Holm), "
             f"under {attr.LABELS.get(entry['method'], entry['method'])}: the model looks at different evidence for these groups.")
     return {"attribute": attribute, "metric": metric, "method": entry["method"], "lowest": entry["lowest"],
-            "highest": entry["highest"], "value": entry["value"], "ci": entry["ci"], "text": text}
+            "highest": entry["highest"], "value": entry["value"], "ci": entry["ci"], "p_adjusted": entry["p_adjusted"],
+            "text": text}
 
 
 def _by_group(groups: dict[str, np.ndarray], per_image: dict[str, dict[str, np.ndarray]], min_n: int,
@@ -476,6 +541,19 @@ def _by_group(groups: dict[str, np.ndarray], per_image: dict[str, dict[str, np.n
                                       for k, v in vals.items()} for m, vals in per_image.items()}}
         out[attribute] = per
     return out
+
+
+def _compared_groups(per: dict[str, Any], labels: np.ndarray, values: dict[str, np.ndarray], method: str, min_n: int,
+                     rng: np.random.Generator) -> None:
+    """Set each group's ``n`` and ``insufficient`` by the images the groups are compared on, and the
+    reference method's numbers over them; ``n_all_methods`` keeps the count every method ran on."""
+    for g in _labels_of(labels):
+        sel = np.array([str(v) == g for v in labels])
+        entry = per.setdefault(g, {"n": 0, "insufficient": True, "methods": {}})
+        entry["n_all_methods"] = entry["n"]
+        entry["n"], entry["insufficient"] = int(sel.sum()), bool(sel.sum() < min_n)
+        entry["methods"][method] = {k: _mean(v[sel], rng, NO_BOXES if k == "subject_share" else "no image")
+                                    for k, v in values.items()}
 
 
 def _summary(entries: dict[str, dict[str, Any]], order: list[str], findings: list[dict[str, Any]],
