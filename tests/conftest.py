@@ -19,10 +19,10 @@ SMALL_PROBE = "synth:faces:n=240"
 # The costly checks at a test size: the CLI tests exercise the command, not mask learning, attacks or
 # attributions (tests/test_spurious_check.py, test_attacks_check.py and test_explanations_check.py run
 # those checks on the sample models).
-SMALL_PARAMS: dict[str, dict[str, int]] = {
+SMALL_PARAMS: dict[str, dict[str, int | str]] = {
     "spurious": {"n_images": 16, "steps": 10},
     "attacks": {"n_images": 16, "steps": 2, "n_blackbox": 4, "max_queries": 20},
-    "explanations": {"n_images": 8, "n_group_images": 8, "n_sanity": 4, "ig_steps": 4, "nt_samples": 2, "sanity_stages": 2, "mask_steps": 4,
+    "explanations": {"methods": "saliency,grad_cam", "n_images": 8, "n_group_images": 8, "n_sanity": 4, "ig_steps": 4, "nt_samples": 2, "sanity_stages": 2, "mask_steps": 4,
                      "class_model_steps": 4, "curve_steps": 4},
 }
 SMALL_CHECKS = ("--budget", "quick", *(arg for check, params in SMALL_PARAMS.items() for key, value in params.items()
