@@ -3,15 +3,13 @@ gives no gradient: robust accuracy per group adds up, settings are explicit, mas
 it is planted and not elsewhere, and a model without gradients still gets the black-box attacks."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from auditor.checks.attacks import Attacks, parse_eps
-from auditor.checks.base import CheckContext, Predictions
+from auditor.checks.base import CheckContext
 from auditor.errors import UsageError
-from auditor.models import LoadedModel, load_model
-from probes import make_loader, open_probe
+from auditor.models import load_model
 from tests.conftest import SAMPLE_MODELS, check_context
 
 SMALL = {"n_images": 48, "steps": 5, "n_blackbox": 6, "max_queries": 40, "min_group_size": 5}
