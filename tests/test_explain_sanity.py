@@ -71,13 +71,14 @@ def test_randomised_draws_are_seeded():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_rank_correlation_is_one_for_the_same_ranking_zero_for_noise_and_for_a_constant_map():
+def test_rank_correlation_is_one_for_the_same_ranking_zero_for_noise_or_a_lost_ranking_undefined_without_one():
     rng = np.random.default_rng(0)
     a = rng.random((3, 16, 16))
     assert np.allclose(rank_correlation(a, a * 5 + 1), 1.0)
     assert np.allclose(rank_correlation(a, -a), 1.0)  # absolute values: a sign flip is the same ranking
     assert np.all(np.abs(rank_correlation(a, rng.random((3, 16, 16)))) < 0.2)
-    assert np.array_equal(rank_correlation(a, np.zeros((3, 16, 16))), np.zeros(3))
+    assert np.array_equal(rank_correlation(a, np.zeros((3, 16, 16))), np.zeros(3))  # the ranking was lost
+    assert np.isnan(rank_correlation(np.zeros((3, 16, 16)), a)).all()  # there was no ranking to keep
 
 
 def test_saliency_of_a_trained_looking_net_changes_under_randomisation_and_of_a_parameter_free_gradient_does_not():

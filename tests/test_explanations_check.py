@@ -199,3 +199,24 @@ def test_a_group_difference_is_a_finding_only_when_the_permutation_test_says_it_
     assert _finding("race", "deletion_auc_difference", real, 0.5) is None  # below min_difference
     thin = _scope(labels[:50], {k: v[:50] for k, v in shifted.items()}, "saliency", 30, True, np.random.default_rng(1))
     assert thin["deletion_auc_difference"]["value"] is None and "fewer than two groups" in thin["deletion_auc_difference"]["reason"]
+
+
+class Constant(nn.Module):
+    """Answers the same whatever the image: there is nothing to explain."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([0.3, -0.3]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias + 0 * x.mean((1, 2, 3), keepdim=True).flatten(1)
+
+
+def test_a_model_that_ignores_its_input_has_no_faithful_method_and_no_sanity_verdict(one_thread):
+    result = Explanations(**{**NO_EXTRA, "methods": "saliency,occlusion", "n_images": 12}).run(check_context(Constant(), 24))
+    overall = result.metrics["overall"]
+    assert overall["faithful_methods"]["value"] == 0
+    for m in ("saliency", "occlusion"):
+        assert overall["methods"][m]["faithful"] is False
+        assert overall["methods"][m]["sanity"]["status"] == "not_run" and "constant" in overall["methods"][m]["sanity"]["reason"]
+    assert overall["summary"].startswith("0 of 2 methods beat a random ranking")

@@ -304,7 +304,11 @@ class Explanations(Check):
             cascade = [{"stage": s.index, "layer": s.layer, "n_randomised": s.n_randomised,
                         "rank_correlation": _mean(r[m], rng, "")} for s, r in zip(stages, rhos)]
             final = cascade[-1]["rank_correlation"]
-            passed = final["value"] is not None and final["value"] < threshold
+            if final["value"] is None:
+                out[m] = {"status": "not_run", "reason": "its maps are constant on these images (the method finds no "
+                          "signal), so randomising the weights has no ranking to change"}
+                continue
+            passed = final["value"] < threshold
             out[m] = {"status": "passed" if passed else "failed", "reason": None if passed else (
                 f"its maps keep a rank correlation of {final['value']:.2f} with the original ones when every layer is "
                 f"random (threshold {threshold:g}): they do not depend on what the model learned"),
@@ -364,7 +368,7 @@ class Explanations(Check):
         views["class_models"] = cm
         result.forward_passes += int(cm.forward_passes)
         result.backward_passes += int(cm.backward_passes)
-        out["class_models"] = {"classes": [ctx.classes[c] for c in cm.classes], "steps": size["class_model_steps"],
+        out["class_models"] = {"classes": [_class_name(ctx, c) for c in cm.classes], "steps": size["class_model_steps"],
                                "final_probability": boot.rounded_list(np.asarray(cm.final_probability)),
                                "figure": "class_models" if self.config["figures"] else None}
         return out, views
@@ -379,7 +383,7 @@ class Explanations(Check):
             return
         shown = [m for m in order if m in maps]
         k = min(N_FIGURE_ROWS, images.shape[0])
-        titles = [f"#{int(ctx.predictions.index[r])}: {ctx.classes[int(t)]}" for r, t in zip(rows[:k], targets[:k].tolist())]
+        titles = [f"#{int(ctx.predictions.index[r])}: {_class_name(ctx, int(t))}" for r, t in zip(rows[:k], targets[:k].tolist())]
         if shown:
             result.figures["attributions"] = fig.attribution_grid(images[:k], {m: maps[m][:k] for m in shown},
                                                                   {m: attr.LABELS[m] for m in shown}, titles)
@@ -408,6 +412,11 @@ def _count(result: CheckResult, method: str, n: int, s: attr.Settings, size: tup
                          "occlusion": (windows + 1, 0)}.get(method, (0, 0))
     result.forward_passes += n * forward
     result.backward_passes += n * backward
+
+
+def _class_name(ctx: CheckContext, k: int) -> str:
+    """The class's name, or its index where the model has more outputs than names."""
+    return str(ctx.classes[k]) if 0 <= k < len(ctx.classes) else str(k)
 
 
 def _not_run(method: str, reason: str) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def randomised(module: nn.Module, layers: tuple[str, ...], seed: int) -> Iterato
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman rank correlation of |a| and |b| per image (N, H, W) -> (N,); ties get average ranks.
-    A map that is constant (it says nothing) correlates 0 with anything."""
+    NaN where the original map ``a`` is constant (there is no ranking to keep); 0 where only ``b`` is."""
     x = rankdata(np.abs(a).reshape(len(a), -1), axis=1)
     y = rankdata(np.abs(b).reshape(len(b), -1), axis=1)
     x -= x.mean(axis=1, keepdims=True)
@@ -88,7 +88,7 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (x * y).sum(axis=1) / den
-    return np.where(den > 0, r, 0.0)
+    return np.where(den > 0, r, np.where((x * x).sum(axis=1) > 0, 0.0, np.nan))
 
 
 def run_cascade(module: nn.Module, stages: list[Stage], seed: int,
