@@ -62,6 +62,43 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--strict", action="store_true", help="an unreadable probe image is an error (exit 2), not skipped")
     a.add_argument("--allow-inconclusive", action="store_true", help="exit 0 when the verdict is inconclusive")
 
+    m = sub.add_parser("mitigate", help="train a mitigated copy of a model and compare audits before and after")
+    m.add_argument("method", choices=["adversarial-debiasing", "adversarial-training", "distillation"])
+    m.add_argument("--model", required=True, help="a state_dict with --arch, torchvision:NAME, or a model spec YAML naming its arch")
+    m.add_argument("--train", default="synth:faces:n=2000,seed=1",
+                   help="training data: any probe format, or synth:faces[:n=N,seed=S] (default synth:faces:n=2000,seed=1)")
+    m.add_argument("--val-share", type=float, default=0.2, help="share of the training data held out for early stopping")
+    m.add_argument("--arch", help="architecture for a state_dict: torchvision:NAME or package.module:factory")
+    m.add_argument("--weights", help="state_dict file for torchvision:NAME")
+    m.add_argument("--num-classes", type=int, help="number of model outputs, when the weights do not tell")
+    m.add_argument("--trust-pickle", action="store_true", help="allow loading a full pickle (runs code from the file)")
+    m.add_argument("--target", help="probe column to use as the label (e.g. gender)")
+    m.add_argument("--bias", default="race", help="adversarial-debiasing: the attribute the adversary must not recover (default race)")
+    m.add_argument("--strength", type=float, default=1.0, help="adversarial-debiasing: gradient-reversal strength")
+    m.add_argument("--schedule", default="dann", choices=["constant", "linear", "dann"], help="adversarial-debiasing: strength ramp")
+    m.add_argument("--layer", help="adversarial-debiasing: the feature layer (default: the input of the last Linear)")
+    m.add_argument("--eps", type=float, default=8 / 255, help="adversarial-training: PGD eps in [0, 1] pixel units")
+    m.add_argument("--steps", type=int, default=7, help="adversarial-training: PGD steps")
+    m.add_argument("--norm", default="linf", choices=["linf", "l2"], help="adversarial-training: PGD norm")
+    m.add_argument("--trades-beta", type=float, help="adversarial-training: TRADES instead of PGD-AT, with this beta")
+    m.add_argument("--temperature", type=float, default=20.0, help="distillation: teacher and student temperature")
+    m.add_argument("--alpha", type=float, default=0.0, help="distillation: weight of the hard-label loss")
+    m.add_argument("--epochs", type=int, default=5)
+    m.add_argument("--batch-size", type=int, default=64)
+    m.add_argument("--lr", type=float, default=1e-3)
+    m.add_argument("--patience", type=int, default=3, help="early stopping: epochs without validation gain")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    m.add_argument("--probe", default="synth:faces", help="the probe both audits run on (default synth:faces)")
+    m.add_argument("--policy", help="policy for both audits (default: default)")
+    m.add_argument("--checks", type=_csv, help="checks for both audits (default: all)")
+    m.add_argument("--param", dest="params", action="append", type=_check_param, default=[], metavar="CHECK.PARAM=VALUE")
+    m.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"])
+    m.add_argument("--format", type=_csv, default=["json", "html", "md"], help="report formats of the audits and the comparison")
+    m.add_argument("--out", default="mitigated", help="output folder (default mitigated)")
+    m.add_argument("--force", action="store_true", help="overwrite an earlier mitigation in --out")
+    m.add_argument("--resume", action="store_true", help="continue an interrupted training from --out/checkpoints")
+
     r = sub.add_parser("report", help="re-render a report from results.json without re-running")
     r.add_argument("results", help="path to results.json")
     r.add_argument("--format", type=_csv, default=["html"],
@@ -157,6 +194,28 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     return outcome.exit_code
 
 
+def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
+    from auditor.mitigate.run import MitigateConfig, run_mitigation
+
+    params: dict[str, dict[str, Any]] = {}
+    for check, param, value in ns.params:
+        params.setdefault(check, {})[param] = value
+    keys = ("model", "train", "val_share", "arch", "weights", "num_classes", "trust_pickle", "target", "bias", "strength",
+            "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
+            "patience", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
+    cfg = MitigateConfig(method=ns.method, **{k: getattr(ns, k) for k in keys}, check_params=params, formats=ns.format,
+                         out_dir=ns.out, command="auditor " + " ".join(argv))
+    bars = _Bars()
+    try:
+        outcome = run_mitigation(cfg, progress=bars)
+    finally:
+        bars.close()
+    head = outcome.comparison.get("accuracy") or {}
+    where = outcome.paths.get("html") or outcome.paths.get("json")
+    print(f"MITIGATED ({ns.method}): model {outcome.spec}; comparison {where}" + (f"; {head['text']}" if head.get("text") else ""))
+    return outcome.exit_code
+
+
 def _cmd_report(ns: argparse.Namespace) -> int:
     from auditor import report
     from auditor.results import read_results
@@ -227,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_audit(ns, args)
         if ns.command == "report":
             return _cmd_report(ns)
+        if ns.command == "mitigate":
+            return _cmd_mitigate(ns, args)
         if ns.command == "probe":
             return _cmd_probe(ns)
         return _cmd_checks()

@@ -1,0 +1,175 @@
+"""`auditor mitigate`: train a mitigated copy of a model, write it back, audit both with the same probe,
+seed and policy, and compare them (the one orchestrator the CLI and a later service call).
+
+Output folder: ``model/`` (the mitigated model: ``model.safetensors`` and ``model.yaml``), ``checkpoints/``
+(``--resume`` continues from them), ``before/`` and ``after/`` (each audit's results and report), and
+``compare.{json,html,md,pdf}``. Nothing there is overwritten without ``force``.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from auditor.errors import UsageError
+
+__all__ = ["METHODS", "MitigateConfig", "MitigateOutcome", "run_mitigation"]
+
+log = logging.getLogger(__name__)
+
+METHODS = ("adversarial-debiasing", "adversarial-training", "distillation")
+SCHEDULES = ("constant", "linear", "dann")
+
+
+@dataclass
+class MitigateConfig:
+    """Everything one mitigation needs; mirrors `auditor mitigate`'s options."""
+
+    method: str
+    model: str
+    train: str = "synth:faces:n=2000,seed=1"
+    arch: str | None = None
+    weights: str | None = None
+    num_classes: int | None = None
+    trust_pickle: bool = False
+    target: str | None = None
+    bias: str = "race"
+    val_share: float = 0.2
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    patience: int | None = 3
+    seed: int = 0
+    device: str = "auto"
+    strength: float = 1.0
+    schedule: str = "dann"
+    layer: str | None = None
+    eps: float = 8 / 255
+    steps: int = 7
+    norm: str = "linf"
+    trades_beta: float | None = None
+    temperature: float = 20.0
+    alpha: float = 0.0
+    probe: str = "synth:faces"
+    checks: Sequence[str] | None = None
+    check_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: str = "standard"
+    policy: str | None = None
+    formats: Sequence[str] = ("json", "html", "md")
+    out_dir: str | Path = "mitigated"
+    force: bool = False
+    resume: bool = False
+    command: str = ""
+
+
+@dataclass
+class MitigateOutcome:
+    spec: Path
+    comparison: dict[str, Any]
+    paths: dict[str, Path]
+    history: list[dict[str, float]]
+    exit_code: int
+
+
+def _validate(cfg: MitigateConfig) -> None:
+    if cfg.method not in METHODS:
+        raise UsageError(f"the mitigation must be one of {', '.join(METHODS)}; got {cfg.method!r}")
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {cfg.schedule!r}")
+    if cfg.norm not in ("linf", "l2"):
+        raise UsageError(f"--norm must be linf or l2; got {cfg.norm!r}")
+    checks = [("--epochs", cfg.epochs >= 1), ("--batch-size", cfg.batch_size >= 1), ("--lr", cfg.lr > 0),
+              ("--val-share", 0 < cfg.val_share < 1), ("--strength", cfg.strength >= 0), ("--eps", cfg.eps > 0),
+              ("--steps", cfg.steps >= 1), ("--temperature", cfg.temperature > 0), ("--alpha", 0 <= cfg.alpha <= 1)]
+    for flag, ok in checks:
+        if not ok:
+            raise UsageError(f"{flag} is out of range: {getattr(cfg, flag[2:].replace('-', '_'))!r}; see `auditor mitigate --help`")
+
+
+def _settings(cfg: MitigateConfig) -> dict[str, Any]:
+    """The options that shaped the mitigated model, for its spec and the comparison."""
+    common = {k: getattr(cfg, k) for k in ("train", "target", "val_share", "epochs", "batch_size", "lr", "patience", "seed")}
+    per = {"adversarial-debiasing": ("bias", "strength", "schedule", "layer"),
+           "adversarial-training": ("eps", "steps", "norm", "trades_beta"),
+           "distillation": ("temperature", "alpha")}[cfg.method]
+    return {**common, **{k: getattr(cfg, k) for k in per}}
+
+
+def _objective(cfg: MitigateConfig, module: Any, train: Any, val: Any, device: Any, fit_kw: dict[str, Any],
+               checkpoints: Path) -> Any:
+    """The training objective of ``cfg.method`` (distillation first trains its teacher at the temperature)."""
+    if cfg.method == "adversarial-debiasing":
+        from auditor.mitigate.debiasing import AdversarialDebiasing
+
+        if train.bias is None:
+            raise UsageError(f"adversarial debiasing needs the bias attribute {cfg.bias!r} in the training data; "
+                             "name one the training probe has with --bias")
+        return AdversarialDebiasing(module, len(train.bias_names), layer=cfg.layer, strength=cfg.strength,
+                                    schedule=cfg.schedule, example_batch=train.images[:2].to(device))
+    if cfg.method == "adversarial-training":
+        from auditor.mitigate.adversarial_training import AdversarialTraining
+
+        return AdversarialTraining(eps=cfg.eps, norm=cfg.norm, steps=cfg.steps, trades_beta=cfg.trades_beta)
+    from auditor.mitigate.distillation import Distillation, train_teacher_at_temperature
+    from auditor.mitigate.loop import fit
+
+    teacher = copy.deepcopy(module)
+    fit(teacher, train_teacher_at_temperature(teacher, cfg.temperature), train, val, checkpoint_dir=checkpoints / "teacher",
+        **fit_kw)
+    return Distillation(teacher, temperature=cfg.temperature, alpha=cfg.alpha)
+
+
+def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> MitigateOutcome:
+    """Train, write, audit before and after, compare; the exit code is the mitigated model's audit's."""
+    from auditor.api import AuditConfig, run_audit
+    from auditor.compare import compare_results, write_comparison
+    from auditor.devices import resolve_device
+    from auditor.mitigate.data import from_probe
+    from auditor.mitigate.export import require_trainable, save_mitigated
+    from auditor.mitigate.loop import fit
+    from auditor.models import load_model
+
+    _validate(cfg)
+    out = Path(cfg.out_dir)
+    if (out / "model" / "model.yaml").exists() and not (cfg.force or cfg.resume):
+        raise UsageError(f"{out / 'model' / 'model.yaml'} exists; pass --force to overwrite it, --resume to continue, "
+                         "or choose another --out")
+    device = resolve_device(cfg.device)
+    loaded = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
+                        trust_pickle=cfg.trust_pickle, device=device)
+    require_trainable(loaded)
+    if loaded.input_size is None:
+        raise UsageError(f"{cfg.model} does not say its input size; give a model spec with input_size")
+    data = from_probe(cfg.train, tuple(loaded.input_size), target=cfg.target,
+                      bias=cfg.bias if cfg.method == "adversarial-debiasing" else None)
+    train, val = data.split(cfg.val_share, cfg.seed)
+    checkpoints = out / "checkpoints"
+    fit_kw: dict[str, Any] = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device,
+                                  patience=cfg.patience, progress=progress, cancel=cancel, resume=cfg.resume)
+    objective = _objective(cfg, loaded.module, train, val, device, fit_kw, checkpoints)
+    result = fit(loaded.module, objective, train, val, checkpoint_dir=checkpoints / "model", **fit_kw)
+    if hasattr(objective, "close"):
+        objective.close()
+    settings = _settings(cfg)
+    name = f"{loaded.details.get('name') or Path(cfg.model).stem}-{cfg.method}"
+    spec = save_mitigated(loaded, out / "model", name=name, force=cfg.force or cfg.resume,
+                          description=f"{cfg.method} of {cfg.model} ({', '.join(f'{k}={v}' for k, v in settings.items())})")
+    audits = {}
+    for side, model in (("before", cfg.model), ("after", str(spec))):
+        audit = AuditConfig(model=model, probe=cfg.probe, arch=cfg.arch if side == "before" else None,
+                            weights=cfg.weights if side == "before" else None,
+                            num_classes=cfg.num_classes if side == "before" else None, trust_pickle=cfg.trust_pickle,
+                            target=cfg.target, policy=cfg.policy, checks=cfg.checks, check_params=cfg.check_params,
+                            budget=cfg.budget, device=str(device), seed=cfg.seed, out_dir=out / side, formats=cfg.formats,
+                            command=f"{cfg.command} [{side}]")
+        audits[side] = run_audit(audit, progress=progress, cancel=cancel)
+    comparison = compare_results(audits["before"].results, audits["after"].results, method=cfg.method,
+                                 settings={**settings, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                                           "stopped_early": result.stopped_early})
+    formats = tuple(f for f in cfg.formats if f in ("json", "html", "md", "pdf")) or ("json",)
+    paths = write_comparison(comparison, out, formats=tuple(sorted(set(formats) | {"json"})))
+    return MitigateOutcome(spec=spec, comparison=comparison, paths=dict(paths), history=result.history,
+                           exit_code=audits["after"].exit_code)
