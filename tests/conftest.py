@@ -54,6 +54,15 @@ def sample_model(request) -> Path:
     return SAMPLE_MODELS[request.param]
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """`one_thread` for a whole module, its module-scoped fixtures included."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test: on tiny tensors a second thread only adds synchronisation (and

@@ -13,13 +13,7 @@ from auditor.mitigate.data import TrainingData
 from auditor.mitigate.loop import Batch, CrossEntropy, fit
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread for the module's fixtures too: on tiny tensors a second thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # module fixtures too: see conftest
 
 EPS = 0.1  # linf, pixel units
 PATTERN = torch.where(torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(99)) < 0.5, -1.0, 1.0)

@@ -16,13 +16,7 @@ from auditor.mitigate.data import TrainingData, from_probe
 from auditor.mitigate.loop import CHECKPOINT_NAME, Batch, CrossEntropy, FitResult, fit
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread for the module's fixtures too: on tiny tensors a second thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # module fixtures too: see conftest
 
 
 def toy_data(n: int, seed: int) -> TrainingData:
