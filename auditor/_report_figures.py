@@ -376,13 +376,7 @@ def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
             ax.grid(which="major", color="#e3e3e3", linewidth=0.5)
             ax.set_axisbelow(True)
         axes[0].set_ylabel("Robust accuracy", fontsize=7)
-        handles, names = axes[0].get_legend_handles_labels()
-        for ax in axes[1:]:  # a norm can have lines the first panel lacks
-            for h, n in zip(*ax.get_legend_handles_labels()):
-                if n not in names:
-                    handles.append(h)
-                    names.append(n)
-        fig.legend(handles, names, loc="outside right upper", fontsize=6.5, frameon=False)
+        _legend(fig, axes)
         by = f" by {_label(scope, 40)}" if lines else ""
         fig.suptitle(f"Robust accuracy against the perturbation size{by}", x=0.01, ha="left", fontsize=8)
         return _png(fig)

@@ -30,6 +30,14 @@ def _check_param(text: str) -> tuple[str, str, Any]:
     return check, param, yaml.safe_load(value)
 
 
+def _check_params(given: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    """``--param CHECK.PARAM=VALUE`` options grouped by check."""
+    params: dict[str, dict[str, Any]] = {}
+    for check, param, value in given:
+        params.setdefault(check, {})[param] = value
+    return params
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="auditor", description="Fairness and robustness audits of PyTorch image classifiers.")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -154,9 +162,7 @@ class _Bars:
 def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     from auditor.api import AuditConfig, run_audit
 
-    params: dict[str, dict[str, Any]] = {}
-    for check, param, value in ns.params:
-        params.setdefault(check, {})[param] = value
+    params = _check_params(ns.params)
     cfg = AuditConfig(
         model=ns.model, probe=ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
         trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
@@ -197,9 +203,7 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     from auditor.mitigate.run import MitigateConfig, run_mitigation
 
-    params: dict[str, dict[str, Any]] = {}
-    for check, param, value in ns.params:
-        params.setdefault(check, {})[param] = value
+    params = _check_params(ns.params)
     keys = ("model", "train", "val_share", "arch", "weights", "num_classes", "trust_pickle", "target", "bias", "strength",
             "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
             "patience", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
