@@ -82,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--trust-pickle", action="store_true", help="allow loading a full pickle (runs code from the file)")
     m.add_argument("--target", help="probe column to use as the label (e.g. gender)")
     m.add_argument("--bias", default="race", help="adversarial-debiasing: the attribute the adversary must not recover (default race)")
-    m.add_argument("--strength", type=float, default=1.0, help="adversarial-debiasing: gradient-reversal strength")
+    m.add_argument("--strength", type=float, default=1.0, help="adversarial-debiasing: weight of the adversarial term")
+    m.add_argument("--debias-mode", dest="debias_mode", default="reversal", choices=["reversal", "confusion"],
+                   help="adversarial-debiasing: gradient reversal (default) or a confusion loss towards the uniform guess")
     m.add_argument("--schedule", default="dann", choices=["constant", "linear", "dann"], help="adversarial-debiasing: strength ramp")
-    m.add_argument("--layer", help="adversarial-debiasing: the feature layer (default: the input of the last Linear)")
+    m.add_argument("--layer", help="adversarial-debiasing: the feature layer (default: the input of the first Linear after the last convolution)")
     m.add_argument("--eps", type=float, default=8 / 255, help="adversarial-training: PGD eps in [0, 1] pixel units")
     m.add_argument("--steps", type=int, default=7, help="adversarial-training: PGD steps")
     m.add_argument("--norm", default="linf", choices=["linf", "l2"], help="adversarial-training: PGD norm")
@@ -94,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=5)
     m.add_argument("--batch-size", type=int, default=64)
     m.add_argument("--lr", type=float, default=1e-3)
-    m.add_argument("--patience", type=int, default=3, help="early stopping: epochs without validation gain")
+    m.add_argument("--patience", type=int, default=3, help="early stopping: epochs without validation gain (with --keep best)")
+    m.add_argument("--keep", choices=["best", "last"],
+                   help="the weights kept: the best validation epoch's, or the last epoch's (default: last for "
+                        "adversarial-debiasing, whose validation split carries the bias; best otherwise)")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     m.add_argument("--probe", default="synth:faces", help="the probe both audits run on (default synth:faces)")
@@ -127,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--watermark", type=float, default=0.4, help="rate of the planted cue where it does not follow the label (0..1)")
     ps.add_argument("--cue", choices=["watermark", "sticker"], default="watermark",
                     help="the planted cue: watermark (7x7 stamp, top-left) or sticker (9x9 orange disc, bottom-right)")
+    ps.add_argument("--like", choices=["shortcut_cnn", "sticker_cnn"],
+                    help="a fresh draw of the biased training set that sample model was trained on (its group weights, "
+                         "shortcut and label noise; --shortcut and --cue are then the recipe's)")
     ps.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
     pc = psub.add_parser("check", help="print counts per attribute and group")
     pc.add_argument("probe")
@@ -205,8 +213,8 @@ def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 
     params = _check_params(ns.params)
     keys = ("model", "train", "val_share", "arch", "weights", "num_classes", "trust_pickle", "target", "bias", "strength",
-            "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
-            "patience", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
+            "debias_mode", "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
+            "patience", "keep", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
     cfg = MitigateConfig(method=ns.method, **{k: getattr(ns, k) for k in keys}, check_params=params, formats=ns.format,
                          out_dir=ns.out, command="auditor " + " ".join(argv))
     bars = _Bars()
@@ -262,7 +270,13 @@ def _cmd_probe(ns: argparse.Namespace) -> int:
         raise UsageError(f"--n must be at least 1; got {ns.n}")
     if not 0.0 <= ns.shortcut <= 1.0:
         raise UsageError(f"--shortcut must be in [0, 1]; got {ns.shortcut}")
-    probe = generate_training_set(ns.n, seed=ns.seed, shortcut=ns.shortcut, size=ns.size, watermark=ns.watermark, cue=ns.cue)
+    if ns.like:
+        from sample_models.recipe import RECIPES
+
+        recipe = {**RECIPES[ns.like].train_set, "n": ns.n, "seed": ns.seed, "size": ns.size, "watermark": ns.watermark}
+        probe = generate_training_set(**recipe)
+    else:
+        probe = generate_training_set(ns.n, seed=ns.seed, shortcut=ns.shortcut, size=ns.size, watermark=ns.watermark, cue=ns.cue)
     out = write_manifest_folder(probe, Path(ns.out), force=ns.force)
     print(f"wrote {len(probe)} images and manifest.csv to {out}")
     return 0

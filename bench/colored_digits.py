@@ -5,14 +5,15 @@ Training digits are coloured with a per-class mean colour plus Gaussian noise of
 colour predicts the label almost perfectly: an easy shortcut); test digits get colours drawn uniformly
 at random, independent of the label. A small CNN is trained (a) plainly (`CrossEntropy`) and (b) with
 `AdversarialDebiasing`: an adversary predicts the colour bin (the index of the nearest of the 10 class
-mean colours) from the penultimate features through a gradient-reversal layer. Reported per sigma,
+mean colours) from the pooled convolutional features (the input of the first Linear), turned against
+them by gradient reversal (``--mode reversal``) or a confusion loss (``--mode confusion``). Reported per sigma,
 over seeds: test accuracy (mean ± sd) and the colour-bin recovery of a fresh probe fit on the frozen
 features of the test images (`adversary_accuracy`, balanced accuracy; chance 0.10).
 
 Kim et al. report that debiasing helps most at small sigma (colour is the easiest cue there).
 
     .venv/bin/python bench/colored_digits.py [--sigmas 0.02,0.03,0.04,0.05] [--seeds 3] [--epochs 30]
-        [--strength 1.0] [--schedule constant|linear|dann] [--size 16] [--threads 1]
+        [--strength 1.0] [--schedule constant|linear|dann] [--mode reversal|confusion] [--size 16] [--threads 1]
 """
 from __future__ import annotations
 
@@ -55,8 +56,11 @@ def colour_bins(colours: torch.Tensor) -> torch.Tensor:
     return torch.cdist(colours, PALETTE).argmin(1)
 
 
-def make_data(seed: int, sigma: float, size: int, test_share: float = 0.4) -> tuple[TrainingData, TrainingData]:
-    """Seeded train/test split of the 8x8 digits, upsampled to ``size`` and coloured (foreground = colour x ink)."""
+def make_data(seed: int, sigma: float, size: int, test_share: float = 0.4,
+              random_train_colours: bool = False) -> tuple[TrainingData, TrainingData]:
+    """Seeded train/test split of the 8x8 digits, upsampled to ``size`` and coloured (foreground = colour x ink).
+
+    ``random_train_colours``: the training digits are tinted at random too (no bias: the ceiling)."""
     digits = load_digits()
     ink = torch.tensor(digits.images, dtype=torch.float32) / 16.0  # (N, 8, 8) in [0, 1]
     ink = F.interpolate(ink[:, None], size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
@@ -68,6 +72,8 @@ def make_data(seed: int, sigma: float, size: int, test_share: float = 0.4) -> tu
     # train: class mean colour + N(0, sigma^2) per channel; test: uniform random colour, independent of the label
     train_col = (PALETTE[labels[train_rows]] + sigma * torch.randn(len(train_rows), 3, generator=gen)).clamp(0, 1)
     test_col = torch.rand(len(test_rows), 3, generator=gen)
+    if random_train_colours:
+        train_col = torch.rand(len(train_rows), 3, generator=gen)
     names = [f"colour{k}" for k in range(len(PALETTE))]
 
     def build(rows: torch.Tensor, col: torch.Tensor) -> TrainingData:
@@ -96,13 +102,14 @@ class SmallCNN(nn.Module):
 
 
 def run_one(seed: int, sigma: float, args: argparse.Namespace, debias: bool) -> dict[str, float]:
-    train, test = make_data(seed, sigma, args.size)
+    train, test = make_data(seed, sigma, args.size, random_train_colours=args.unbiased)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the same initial weights for baseline and debiased at a seed
         model = SmallCNN()
     if debias:
-        objective = AdversarialDebiasing(model, len(PALETTE), strength=args.strength, schedule=args.schedule,
-                                         example_batch=train.images[:4], seed=seed)
+        objective = AdversarialDebiasing(model, len(PALETTE), layer=args.layer, strength=args.strength,
+                                         schedule=args.schedule, mode=args.mode, example_batch=train.images[:4],
+                                         bias_counts=torch.bincount(train.bias, minlength=len(PALETTE)), seed=seed)
     else:
         objective = CrossEntropy()
     t0 = time.perf_counter()
@@ -114,7 +121,7 @@ def run_one(seed: int, sigma: float, args: argparse.Namespace, debias: bool) -> 
     last = result.history[-1]
     test_acc = evaluate_accuracy(model, test)["accuracy"]
     train_acc = evaluate_accuracy(model, train)["accuracy"]
-    probe = adversary_accuracy(model, None, test.images, test.bias, epochs=args.probe_epochs, seed=seed)
+    probe = adversary_accuracy(model, args.layer, test.images, test.bias, epochs=args.probe_epochs, seed=seed)
     return {"test": test_acc, "train": train_acc, "probe": probe, "seconds": train_s,
             "adv_train_acc": float(last.get("adversary_accuracy", float("nan")))}
 
@@ -130,8 +137,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (split, colours, init, training)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--strength", type=float, default=1.0, help="gradient-reversal strength (lambda)")
+    ap.add_argument("--layer", default=None, help="the debiased feature layer (default: the pooled conv features)")
+    ap.add_argument("--mode", default="reversal", choices=["reversal", "confusion"], help="how the adversary is turned against the features")
     ap.add_argument("--schedule", default="constant", choices=["constant", "linear", "dann"])
     ap.add_argument("--size", type=int, default=16, help="upsampled image side (from 8x8)")
+    ap.add_argument("--unbiased", action="store_true",
+                    help="tint the training digits at random too: the ceiling an unbiased training set reaches")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -145,7 +156,7 @@ def main() -> None:
     print(f"command: {command}")
     print(f"sklearn digits 8x8 -> {args.size}x{args.size}, 60/40 train/test split per seed; SmallCNN; "
           f"{args.epochs} epochs, batch {args.batch_size}, Adam lr {args.lr}; debiasing strength {args.strength}, "
-          f"schedule {args.schedule}; seeds {seeds}; threads {torch.get_num_threads()}", flush=True)
+          f"schedule {args.schedule}, mode {args.mode}; seeds {seeds}; threads {torch.get_num_threads()}", flush=True)
     t_all = time.perf_counter()
     rows = []
     for sigma in sigmas:
@@ -162,7 +173,7 @@ def main() -> None:
 
     print()
     print(f"Colored digits (Kim et al. 2019 setup), {len(seeds)} seeds, strength {args.strength}, "
-          f"schedule {args.schedule}, {args.epochs} epochs")
+          f"schedule {args.schedule}, mode {args.mode}, {args.epochs} epochs")
     print()
     print("| sigma | baseline test acc | debiased test acc | Δ acc | baseline probe colour acc | debiased probe colour acc |")
     print("|---|---|---|---|---|---|")
@@ -173,7 +184,7 @@ def main() -> None:
               f"{statistics.mean(delta):+.3f} | {ms([x['probe'] for x in b])} | {ms([x['probe'] for x in d])} |")
     print()
     print("test acc: random-colour test digits (chance 0.10). probe colour acc: balanced accuracy of a fresh "
-          "logistic probe predicting the colour bin (nearest of 10 class colours) from frozen penultimate features "
+          "logistic probe predicting the colour bin (nearest of 10 class colours) from the frozen debiased-layer features "
           "of the test images (chance 0.10). Δ acc: mean paired (same seed) debiased - baseline.")
     n_runs = sum(len(r["baseline"]) + len(r["debiased"]) for _, r in rows)
     print(f"total time {total:.1f}s for {n_runs} training runs "

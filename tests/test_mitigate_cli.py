@@ -51,3 +51,51 @@ def test_a_torchscript_model_is_refused_with_the_fix(tmp_path, capsys):
     code = main(["mitigate", "distillation", "--model", str(tmp_path / "m.ts"), *TINY, "--out", str(tmp_path / "out")])
     assert code == 2 and "give the state_dict with its architecture" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model").exists()
+
+
+def test_resume_continues_an_interrupted_mitigation_to_the_weights_of_an_uninterrupted_one(tmp_path, one_thread):
+    from auditor.errors import AuditCancelled
+    from auditor.mitigate.run import MitigateConfig, run_mitigation
+
+    args = ["mitigate", "adversarial-debiasing", "--model", str(SAMPLE_MODELS["clean_cnn"]), *TINY, "--epochs", "2",
+            "--bias", "race"]
+    calls = iter(range(1000))
+    cfg = MitigateConfig(method="adversarial-debiasing", model=str(SAMPLE_MODELS["clean_cnn"]), train="synth:faces:n=96,seed=1",
+                         epochs=2, batch_size=32, probe="synth:faces:n=96", checks=["group_metrics"], budget="quick",
+                         formats=["json", "md"], out_dir=tmp_path / "cut")
+    with pytest.raises(AuditCancelled):
+        run_mitigation(cfg, cancel=lambda: next(calls) >= 4)  # stopped in epoch 2: epoch 1's checkpoint stays
+    assert (tmp_path / "cut" / "checkpoints" / "model" / "last.pt").exists()
+    assert not (tmp_path / "cut" / "model").exists()
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) in (0, 1)
+    assert main([*args, "--out", str(tmp_path / "whole")]) in (0, 1)
+    resumed = load_model(str(tmp_path / "cut" / "model" / "model.yaml")).module.inner.state_dict()
+    whole = load_model(str(tmp_path / "whole" / "model" / "model.yaml")).module.inner.state_dict()
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert json.loads((tmp_path / "cut" / "compare.json").read_text())["header"]["settings"]["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"epochs": 0}, "--epochs is out of range: 0"),
+    ({"strength": -1.0}, "--strength is out of range: -1.0"),
+    ({"debias_mode": "blind"}, "--debias-mode must be reversal or confusion"),
+    ({"keep": "first"}, "--keep must be best or last"),
+    ({"method": "pruning"}, "the mitigation must be one of"),
+])
+def test_bad_mitigation_settings_are_refused_before_anything_is_written(tmp_path, cfg, message):
+    from auditor.errors import UsageError
+    from auditor.mitigate.run import MitigateConfig, run_mitigation
+
+    args = {"method": "adversarial-debiasing", "model": str(SAMPLE_MODELS["clean_cnn"]), "out_dir": tmp_path / "out", **cfg}
+    with pytest.raises(UsageError, match=message):
+        run_mitigation(MitigateConfig(**args))
+    assert not (tmp_path / "out").exists()
+
+
+def test_debiasing_keeps_the_last_epoch_and_the_others_the_best_unless_told():
+    from auditor.mitigate.run import MitigateConfig, _settings
+
+    assert _settings(MitigateConfig(method="adversarial-debiasing", model="m"))["keep"] == "last"
+    assert _settings(MitigateConfig(method="adversarial-debiasing", model="m"))["patience"] is None
+    assert _settings(MitigateConfig(method="distillation", model="m"))["keep"] == "best"
+    assert _settings(MitigateConfig(method="adversarial-debiasing", model="m", keep="best"))["patience"] == 3

@@ -133,6 +133,22 @@ def test_early_stopping_stops_and_restores_the_best_epochs_weights(data):
     assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
 
 
+def test_keep_last_keeps_the_last_epochs_weights_and_still_logs_validation(data):
+    train, val = data
+    snapshots: list[dict[str, torch.Tensor]] = []
+    model = toy_net()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "validate" and done == total:
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    result = fit(model, TurnCoat(), train, val, epochs=5, batch_size=16, lr=1e-2, seed=0, keep="last", progress=progress)
+    accuracies = [row["val_accuracy"] for row in result.history]
+    assert (result.epochs_run, result.best_epoch, result.stopped_early) == (5, 5, False)
+    assert max(accuracies) > accuracies[-1]  # a better epoch existed, and was not restored
+    assert all(torch.equal(v, snapshots[-1][k]) for k, v in model.state_dict().items())
+
+
 @pytest.mark.parametrize("failing", ["torch.save", "os.fsync"])
 def test_a_failing_checkpoint_write_leaves_the_previous_checkpoint_whole(data, tmp_path, monkeypatch, failing):
     train, _ = data
@@ -203,6 +219,8 @@ def test_progress_is_told_each_batch_and_cancel_stops_between_batches(data):
     ({"patience": 2}, "patience"),
     ({"patience": 0, "val": "val"}, "patience"),
     ({"resume": True}, "resume"),
+    ({"keep": "first"}, "keep"),
+    ({"keep": "last", "patience": 2, "val": "val"}, "patience"),
     ({"model": "model.pt"}, "model"),
     ({"objective": "ce"}, "objective"),
     ({"train": "train"}, "train"),

@@ -1,11 +1,13 @@
-"""Adversarial debiasing: train the classifier while an adversary, fed the features through a
-gradient-reversal layer, tries to predict the bias (sensitive attribute) from them.
+"""Adversarial debiasing: train the classifier while an adversary tries to predict the bias (a sensitive
+attribute or a known bias variable) from its features, and make the features useless to it.
 
-The adversary minimises its cross-entropy; the reversed gradient makes the feature extractor
-maximise it, so the features lose the bias information (Ganin & Lempitsky 2015; Zhang, Lemoine &
-Mitchell 2018; Kim et al. 2019 "Learning Not to Learn"). The training adversary's own accuracy is a
-poor measure of success (it is trained against a moving target), so `adversary_accuracy` fits a
-fresh probe on the frozen features of held-out images instead.
+Two ways to turn the adversary against the features (``mode``): ``reversal``, a gradient-reversal
+layer (Ganin & Lempitsky 2015; Zhang, Lemoine & Mitchell 2018), where the features maximise the
+adversary's cross-entropy; and ``confusion`` (Alvi et al. 2018; the entropy term of Kim et al. 2019
+"Learning Not to Learn"), where they are pushed towards the adversary predicting the uniform
+distribution. The training adversary's own accuracy is a poor measure of success (it is trained
+against a moving target), so `adversary_accuracy` fits a fresh probe on the frozen features of
+held-out images instead.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from torch import Tensor, nn
 __all__ = [
     "AdversarialDebiasing",
     "LayerNotReachable",
+    "MODES",
+    "SCHEDULES",
     "adversary_accuracy",
     "extract_features",
     "find_feature_layer",
@@ -29,6 +33,8 @@ __all__ = [
 
 Schedule = Literal["constant", "linear", "dann"]
 SCHEDULES: tuple[str, ...] = ("constant", "linear", "dann")
+Mode = Literal["confusion", "reversal"]
+MODES: tuple[str, ...] = ("confusion", "reversal")
 
 
 class LayerNotReachable(ValueError):
@@ -93,9 +99,10 @@ def find_feature_layer(model: nn.Module, name: str | None = None, *,
                        example: Tensor | None = None) -> tuple[str, nn.Module]:
     """The module whose features the adversary sees, and its name.
 
-    ``name`` given: that module (its OUTPUT is the feature). ``name`` None: the last ``nn.Linear``
-    (its INPUT, the penultimate features, is the feature). With ``example`` (a small input batch),
-    a hook is registered and one forward run to prove that the module is reached.
+    ``name`` given: that module (its OUTPUT is the feature). ``name`` None: the first ``nn.Linear`` after
+    the last convolution (its INPUT, the backbone's pooled features, is the feature); a model without
+    convolutions: its last ``nn.Linear`` (the penultimate features). With ``example`` (a small input
+    batch), a hook is registered and one forward run to prove that the module is reached.
     Raises `LayerNotReachable` for TorchScript / ``torch.export`` models, a model without Linear,
     or a missing name.
     """
@@ -109,20 +116,30 @@ def find_feature_layer(model: nn.Module, name: str | None = None, *,
             candidates = (close or [n for n in named if n])[:5]
             raise LayerNotReachable(
                 f"the model has no layer named {name!r}; pass one of {', '.join(candidates) or '(no named layers)'}"
-                " as layer= (or leave it out to use the input of the last Linear)"
+                " as layer= (or leave it out to use the input of the head's first Linear)"
             )
         chosen = (name, named[name])
     else:
-        linears = [(n, m) for n, m in named.items() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise LayerNotReachable(
-                f"the {type(model).__name__} model has no nn.Linear head to take penultimate features from; "
-                "name the feature layer with layer=<module name>"
-            )
-        chosen = linears[-1]
+        chosen = _default_layer(model, list(named.items()))
     if example is not None:
         _check_reached(model, chosen[1], chosen[0], example)
     return chosen
+
+
+def _default_layer(model: nn.Module, named: list[tuple[str, nn.Module]]) -> tuple[str, nn.Module]:
+    """The first Linear after the last convolution (in registration order), else the last Linear."""
+    linears = [(i, n, m) for i, (n, m) in enumerate(named) if isinstance(m, nn.Linear)]
+    if not linears:
+        raise LayerNotReachable(
+            f"the {type(model).__name__} model has no nn.Linear head to take features from; "
+            "name the feature layer with layer=<module name>"
+        )
+    convs = [i for i, (_n, m) in enumerate(named) if isinstance(m, nn.modules.conv._ConvNd)]
+    after = [(n, m) for i, n, m in linears if convs and i > convs[-1]]
+    if after:
+        return after[0]
+    _i, n, m = linears[-1]
+    return n, m
 
 
 def _check_reached(model: nn.Module, module: nn.Module, name: str, example: Tensor) -> None:
@@ -205,24 +222,64 @@ def _tap(model: nn.Module, layer: str | None, example: Tensor | None) -> tuple[s
     return name, tap, width
 
 
+def _balancing_weights(counts: Tensor | None, n_bias: int) -> Tensor | None:
+    """Per-code weights ``N / (K * count)`` (0 for an absent code) from the training counts, or None."""
+    if counts is None:
+        return None
+    c = torch.as_tensor(counts, dtype=torch.float32).detach().cpu().reshape(-1)
+    if c.numel() != n_bias or bool((c < 0).any()) or not bool(torch.isfinite(c).all()) or float(c.sum()) <= 0:
+        raise ValueError(f"bias_counts must be {n_bias} non-negative counts (images per bias code) with a positive sum; "
+                         f"got {c.tolist()}")
+    present = c > 0
+    weight = torch.zeros(n_bias)
+    weight[present] = float(c.sum()) / (int(present.sum()) * c[present])
+    return weight
+
+
+def _confusion(adversary: nn.Module, features: Tensor, bias: Tensor, weight: Tensor | None) -> Tensor:
+    """The cross-entropy between the adversary's prediction and the uniform distribution over the codes
+    (weighted per image by its code's weight): smallest when the adversary cannot tell the codes apart.
+    The adversary's parameters are used frozen, so only the features get this gradient."""
+    frozen = {name: p.detach() for name, p in adversary.named_parameters()}
+    log_p = F.log_softmax(torch.func.functional_call(adversary, frozen, (features,)), dim=1)
+    per_image = -log_p.mean(dim=1)
+    if weight is None:
+        return per_image.mean()
+    w = weight[bias]
+    return (per_image * w).sum() / w.sum().clamp_min(1e-12)
+
+
 # --- the objective --------------------------------------------------------------------------------------
 
 
 class AdversarialDebiasing:
-    """An Objective (see ``auditor.mitigate.loop``): task cross-entropy plus an adversary's cross-entropy at
-    predicting ``batch.bias`` from the features, its gradient reversed into the model.
+    """An Objective (see ``auditor.mitigate.loop``): the task's cross-entropy, an adversary learning to predict
+    ``batch.bias`` from the model's features, and a term that makes the features useless to it.
 
-    ``layer``: the module whose output is the feature (default: the input of the last Linear).
+    ``mode``: ``reversal`` (default; Ganin & Lempitsky 2015, Zhang et al. 2018): one cross-entropy, its
+    gradient reversed (times ``strength``) into the features. ``confusion`` (Alvi et al. 2018, the entropy
+    term of Kim et al. 2019): the adversary trains on detached features, and the model is pushed, with
+    weight ``strength``, towards features on which the (frozen) adversary predicts the uniform
+    distribution. Neither wins everywhere (README, "Mitigations"): on a tint independent of the label,
+    reversal leaves the tint readable and can collapse the task while confusion removes part of it and
+    keeps the task; on the shortcut sample model, reversal narrows the race gap and confusion does not.
+
+    ``layer``: the module whose output is the feature (default: the input of the first Linear after the
+    last convolution, i.e. the backbone's pooled features; a model without convolutions: the input of
+    its last Linear).
     ``strength``: the full reversal strength (lambda); ``schedule`` ramps it over training:
     ``constant``, ``linear`` or ``dann`` (``2 / (1 + exp(-10 p)) - 1``). ``hidden``: the adversary MLP's
     width. ``example_batch``: a few input images, run once to find the feature width (needed when
     ``layer`` is named) and to prove the layer is reached. ``seed``: the adversary's initialisation
-    (the global RNG is left as it was). Call `close` to remove the hook.
+    (the global RNG is left as it was). ``bias_counts``: the training images per bias code; given, the
+    adversary's cross-entropy weighs each code by ``N / (K * count)``, so that it must also recover a rare
+    group (an unweighted adversary can ignore a group of 6% and still look good, leaving exactly that
+    group's information in the features). Call `close` to remove the hook.
     """
 
     def __init__(self, model: nn.Module, n_bias: int, *, layer: str | None = None, strength: float = 1.0,
                  schedule: Schedule = "constant", hidden: int = 64, example_batch: Tensor | None = None,
-                 seed: int = 0) -> None:
+                 bias_counts: Tensor | None = None, mode: Mode = "reversal", seed: int = 0) -> None:
         if n_bias < 2:
             raise ValueError(f"n_bias is {n_bias}; adversarial debiasing needs a bias variable with at least 2 codes")
         if strength < 0:
@@ -230,7 +287,11 @@ class AdversarialDebiasing:
         if hidden < 1:
             raise ValueError(f"hidden is {hidden}; use an adversary width >= 1")
         schedule_factor(schedule, 0.0)  # validates the name
+        if mode not in MODES:
+            raise ValueError(f"unknown debiasing mode {mode!r}; use one of {', '.join(MODES)}")
+        self.mode: str = mode
         self.n_bias = int(n_bias)
+        self.bias_weight = _balancing_weights(bias_counts, self.n_bias)
         self.strength = float(strength)
         self.schedule: str = schedule
         self.layer_name, self._tap, width = _tap(model, layer, example_batch)
@@ -250,6 +311,8 @@ class AdversarialDebiasing:
         param = next(model.parameters(), None)
         if param is not None:
             self.adversary.to(param.device)
+            if self.bias_weight is not None:
+                self.bias_weight = self.bias_weight.to(param.device)
         self.modules: list[nn.Module] = [self.adversary]
 
     def current_strength(self, progress: float) -> float:
@@ -257,7 +320,8 @@ class AdversarialDebiasing:
         return self.strength * schedule_factor(self.schedule, progress)
 
     def loss(self, model: nn.Module, batch: Any, progress: float) -> tuple[Tensor, dict[str, float]]:
-        """Task CE + adversary CE on the reversed features; logs both losses, adversary accuracy and strength."""
+        """Task CE + the adversary's CE + (``mode``) the model's adversarial term; logs the losses, the
+        adversary's batch accuracy and the strength."""
         if batch.bias is None:
             raise ValueError("adversarial debiasing needs batch.bias (the bias code per image); load the training data with bias=")
         logits = model(batch.x)
@@ -267,13 +331,22 @@ class AdversarialDebiasing:
         bias = batch.bias.to(features.device).long()
         if bias.numel() and (int(bias.min()) < 0 or int(bias.max()) >= self.n_bias):
             raise ValueError(f"batch.bias holds codes outside 0..{self.n_bias - 1}; pass n_bias= the number of bias codes")
-        adv_logits = self.adversary(grad_reverse(features, lam))
-        adv = F.cross_entropy(adv_logits, bias)
+        weight = None if self.bias_weight is None else self.bias_weight.to(features.device)
+        logs: dict[str, float] = {"task_loss": task.item()}
+        if self.mode == "reversal":
+            adv_logits = self.adversary(grad_reverse(features, lam))
+            adv = F.cross_entropy(adv_logits, bias, weight=weight)
+            total = task + adv
+        else:
+            adv_logits = self.adversary(features.detach())  # the adversary learns; the model gets no gradient here
+            adv = F.cross_entropy(adv_logits, bias, weight=weight)
+            confusion = _confusion(self.adversary, features, bias, weight)
+            logs["confusion_loss"] = confusion.item()
+            total = task + lam * confusion + adv
         with torch.no_grad():
             adv_acc = (adv_logits.argmax(1) == bias).float().mean().item()
-        logs = {"task_loss": task.item(), "adversary_loss": adv.item(), "adversary_accuracy": adv_acc,
-                "strength": lam}
-        return task + adv, logs
+        logs.update({"adversary_loss": adv.item(), "adversary_accuracy": adv_acc, "strength": lam})
+        return total, logs
 
     def features(self, model: nn.Module, x: Tensor) -> Tensor:
         """The (flattened) features of ``x`` at the hooked layer, no grad, eval mode."""
@@ -297,7 +370,7 @@ class AdversarialDebiasing:
 def extract_features(model: nn.Module, objective_or_layer: AdversarialDebiasing | str | None, images: Tensor,
                      *, batch_size: int = 256) -> Tensor:
     """Frozen N x D features of ``images`` (eval mode, no grad, on CPU) at the objective's layer, a named layer,
-    or (None) the input of the last Linear."""
+    or (None) the default feature layer (see `find_feature_layer`)."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     if isinstance(objective_or_layer, AdversarialDebiasing):

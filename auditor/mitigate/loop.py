@@ -6,7 +6,9 @@ and seeds it with ``seed``; an objective that needs randomness (a random attack 
 draws from that RNG. Each epoch's shuffle comes from ``(seed, epoch)`` alone.
 
 With ``val``: the validation accuracy after each epoch, the weights of the best epoch restored at
-the end, and an early stop after ``patience`` epochs without a better one. With ``checkpoint_dir``:
+the end, and an early stop after ``patience`` epochs without a better one. ``keep="last"`` keeps the
+last epoch's weights instead (no early stop): the choice when the validation data carry the bias
+being trained away, so that their accuracy rewards the bias. With ``checkpoint_dir``:
 after each epoch, ``last.pt`` (the model, the objective's modules, Adam, the epoch, the RNG state,
 the history and the best weights so far) written atomically; ``resume=True`` continues from it and
 ends with the same weights as an uninterrupted run.
@@ -96,6 +98,7 @@ class _Config:
     weight_decay: float
     seed: int
     patience: int | None
+    keep: str = "best"
 
 
 @dataclass
@@ -133,7 +136,7 @@ def _check_float(name: str, value: Any, positive: bool, hint: str) -> float:
 
 
 def _check_args(model: Any, objective: Any, train: Any, val: Any, epochs: Any, batch_size: Any, lr: Any,
-                weight_decay: Any, seed: Any, checkpoint_dir: Any, resume: Any, patience: Any) -> _Config:
+                weight_decay: Any, seed: Any, checkpoint_dir: Any, resume: Any, patience: Any, keep: Any) -> _Config:
     if not isinstance(model, nn.Module):
         raise MitigateParameterError(f"model must be a torch.nn.Module (load_model(spec).module); got {type(model).__name__}")
     if not isinstance(objective, Objective):
@@ -147,7 +150,11 @@ def _check_args(model: Any, objective: Any, train: Any, val: Any, epochs: Any, b
     if val is not None and tuple(val.images.shape[1:]) != tuple(train.images.shape[1:]):
         raise MitigateParameterError(f"val images must have the train images' shape {tuple(train.images.shape[1:])}; "
                          f"got {tuple(val.images.shape[1:])}")
+    if keep not in ("best", "last"):
+        raise MitigateParameterError(f"keep must be 'best' (the best val epoch's weights) or 'last'; got {keep!r}")
     if patience is not None:
+        if keep == "last":
+            raise MitigateParameterError("patience stops on val accuracy, which keep='last' ignores; pass patience=None")
         _check_int("patience", patience, 1, "epochs without a better val accuracy before stopping")
         if val is None:
             raise MitigateParameterError("patience needs val data to watch; pass val= or patience=None")
@@ -160,6 +167,7 @@ def _check_args(model: Any, objective: Any, train: Any, val: Any, epochs: Any, b
         weight_decay=_check_float("weight_decay", weight_decay, False, "Adam's L2 penalty, e.g. 0 or 1e-4"),
         seed=_check_int("seed", seed, 0, "the training seed"),
         patience=patience,
+        keep=keep,
     )
 
 
@@ -322,7 +330,7 @@ def _save(path: Path, model: nn.Module, objective: Objective, optimizer: torch.o
 def _signature(cfg: _Config, train: TrainingData, val: TrainingData | None, objective: Objective) -> dict[str, Any]:
     """What a resumed run must share with the one that wrote the checkpoint."""
     return {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-            "seed": cfg.seed, "patience": -1 if cfg.patience is None else cfg.patience, "train": len(train),
+            "seed": cfg.seed, "patience": -1 if cfg.patience is None else cfg.patience, "keep": cfg.keep, "train": len(train),
             "val": 0 if val is None else len(val), "objective": type(objective).__name__}
 
 
@@ -358,7 +366,7 @@ def _load(path: Path, model: nn.Module, objective: Objective, optimizer: torch.o
 def fit(model: nn.Module, objective: Objective, train: TrainingData, val: TrainingData | None = None, *,
         epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
         device: torch.device | str = "cpu", checkpoint_dir: Path | None = None, resume: bool = False,
-        patience: int | None = None, progress: Progress = None, cancel: Cancel = None) -> FitResult:
+        patience: int | None = None, keep: str = "best", progress: Progress = None, cancel: Cancel = None) -> FitResult:
     """Train ``model`` in place with ``objective``; see the module docstring. Leaves the model in eval mode.
 
     ``progress("train", done, total)`` after each training batch (over all epochs) and
@@ -366,7 +374,7 @@ def fit(model: nn.Module, objective: Objective, train: TrainingData, val: Traini
     each batch and raises `AuditCancelled` (the last checkpoint stays, for ``resume=True``).
     """
     cfg = _check_args(model, objective, train, val, epochs, batch_size, lr, weight_decay, seed, checkpoint_dir,
-                      resume, patience)
+                      resume, patience, keep)
     device = torch.device(device)
     path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     model.to(device)
@@ -386,9 +394,9 @@ def fit(model: nn.Module, objective: Objective, train: TrainingData, val: Traini
             elif resume:
                 log.info("no checkpoint at %s; training from the start", path)
             _run(model, objective, optimizer, train, val, cfg, state, device, path, signature, progress, cancel)
-        if state.best_weights is not None:
+        if cfg.keep == "best" and state.best_weights is not None:
             _load_weights(model, objective.modules, state.best_weights)
-        best = state.best_epoch if state.best_weights is not None else state.epoch
+        best = state.best_epoch if cfg.keep == "best" and state.best_weights is not None else state.epoch
         return FitResult(epochs_run=state.epoch, best_epoch=best, history=state.history,
                          stopped_early=state.stopped_early)
     finally:

@@ -41,9 +41,11 @@ class MitigateConfig:
     batch_size: int = 64
     lr: float = 1e-3
     patience: int | None = 3
+    keep: str | None = None  # best | last; None: last for adversarial-debiasing, best otherwise
     seed: int = 0
     device: str = "auto"
     strength: float = 1.0
+    debias_mode: str = "reversal"
     schedule: str = "dann"
     layer: str | None = None
     eps: float = 8 / 255
@@ -78,6 +80,10 @@ def _validate(cfg: MitigateConfig) -> None:
         raise UsageError(f"the mitigation must be one of {', '.join(METHODS)}; got {cfg.method!r}")
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {cfg.schedule!r}")
+    if cfg.debias_mode not in ("reversal", "confusion"):
+        raise UsageError(f"--debias-mode must be reversal or confusion; got {cfg.debias_mode!r}")
+    if cfg.keep not in (None, "best", "last"):
+        raise UsageError(f"--keep must be best or last; got {cfg.keep!r}")
     if cfg.norm not in ("linf", "l2"):
         raise UsageError(f"--norm must be linf or l2; got {cfg.norm!r}")
     checks = [("--epochs", cfg.epochs >= 1), ("--batch-size", cfg.batch_size >= 1), ("--lr", cfg.lr > 0),
@@ -90,11 +96,19 @@ def _validate(cfg: MitigateConfig) -> None:
 
 def _settings(cfg: MitigateConfig) -> dict[str, Any]:
     """The options that shaped the mitigated model, for its spec and the comparison."""
-    common = {k: getattr(cfg, k) for k in ("train", "target", "val_share", "epochs", "batch_size", "lr", "patience", "seed")}
-    per = {"adversarial-debiasing": ("bias", "strength", "schedule", "layer"),
+    common = {k: getattr(cfg, k) for k in ("train", "target", "val_share", "epochs", "batch_size", "lr", "seed")}
+    common["keep"] = _keep(cfg)
+    common["patience"] = cfg.patience if common["keep"] == "best" else None
+    per = {"adversarial-debiasing": ("bias", "strength", "debias_mode", "schedule", "layer"),
            "adversarial-training": ("eps", "steps", "norm", "trades_beta"),
            "distillation": ("temperature", "alpha")}[cfg.method]
     return {**common, **{k: getattr(cfg, k) for k in per}}
+
+
+def _keep(cfg: MitigateConfig) -> str:
+    """Which epoch's weights the mitigated model gets: debiasing keeps the last (its validation split carries the
+    bias it removes, so the best validation accuracy would pick the most biased epoch); the others the best."""
+    return cfg.keep or ("last" if cfg.method == "adversarial-debiasing" else "best")
 
 
 def _objective(cfg: MitigateConfig, module: Any, train: Any, val: Any, device: Any, fit_kw: dict[str, Any],
@@ -106,8 +120,12 @@ def _objective(cfg: MitigateConfig, module: Any, train: Any, val: Any, device: A
         if train.bias is None:
             raise UsageError(f"adversarial debiasing needs the bias attribute {cfg.bias!r} in the training data; "
                              "name one the training probe has with --bias")
+        import torch
+
+        counts = torch.bincount(train.bias, minlength=len(train.bias_names))
         return AdversarialDebiasing(module, len(train.bias_names), layer=cfg.layer, strength=cfg.strength,
-                                    schedule=cfg.schedule, example_batch=train.images[:2].to(device))
+                                    schedule=cfg.schedule, example_batch=train.images[:2].to(device),
+                                    bias_counts=counts, mode=cfg.debias_mode, seed=cfg.seed)
     if cfg.method == "adversarial-training":
         from auditor.mitigate.adversarial_training import AdversarialTraining
 
@@ -148,7 +166,8 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     train, val = data.split(cfg.val_share, cfg.seed)
     checkpoints = out / "checkpoints"
     fit_kw: dict[str, Any] = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device,
-                                  patience=cfg.patience, progress=progress, cancel=cancel, resume=cfg.resume)
+                                  patience=cfg.patience if _keep(cfg) == "best" else None, keep=_keep(cfg),
+                                  progress=progress, cancel=cancel, resume=cfg.resume)
     objective = _objective(cfg, loaded.module, train, val, device, fit_kw, checkpoints)
     result = fit(loaded.module, objective, train, val, checkpoint_dir=checkpoints / "model", **fit_kw)
     if hasattr(objective, "close"):
