@@ -20,6 +20,9 @@ def test_the_debiased_shortcut_model_has_a_significantly_smaller_race_gap(tmp_pa
                  "--format", "json,md", "--out", str(out)])
     assert code == 1  # still above the policy's 0.10 gap: the mitigated model's own gate fails
     cmp = json.loads((out / "compare.json").read_text())
+    settings = cmp["header"]["settings"]
+    assert settings["layer"] == "input of inner.17"  # the head's first Linear: the pooled conv features
+    assert (settings["keep"], settings["debias_mode"]) == ("last", "reversal")
     row = next(r for s in cmp["sections"] for r in s["rows"] if r["key"] == "group_metrics.race.accuracy_difference")
     assert row["before"]["value"] > 0.3  # the shortcut: black faces near chance
     assert row["after"]["value"] < row["before"]["value"] - 0.1

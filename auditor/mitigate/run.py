@@ -173,6 +173,8 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     if hasattr(objective, "close"):
         objective.close()
     settings = _settings(cfg)
+    if cfg.method == "adversarial-debiasing" and cfg.layer is None:  # name the layer the default picked
+        settings["layer"] = f"input of {objective.layer_name}"
     name = f"{loaded.details.get('name') or Path(cfg.model).stem}-{cfg.method}"
     spec = save_mitigated(loaded, out / "model", name=name, force=cfg.force or cfg.resume,
                           description=f"{cfg.method} of {cfg.model} ({', '.join(f'{k}={v}' for k, v in settings.items())})")
