@@ -99,3 +99,18 @@ def test_debiasing_keeps_the_last_epoch_and_the_others_the_best_unless_told():
     assert _settings(MitigateConfig(method="adversarial-debiasing", model="m"))["patience"] is None
     assert _settings(MitigateConfig(method="distillation", model="m"))["keep"] == "best"
     assert _settings(MitigateConfig(method="adversarial-debiasing", model="m", keep="best"))["patience"] == 3
+
+
+def test_a_torchvision_model_without_an_input_size_is_trained_at_the_probes_size(tmp_path, one_thread):
+    import torchvision
+    from safetensors.torch import save_file
+
+    save_file(torchvision.models.resnet18(num_classes=2).state_dict(), str(tmp_path / "r18.safetensors"))
+    out = tmp_path / "out"
+    code = main(["mitigate", "adversarial-debiasing", "--model", "torchvision:resnet18", "--weights",
+                 str(tmp_path / "r18.safetensors"), "--num-classes", "2", *TINY, "--out", str(out)])
+    assert code in (0, 1)
+    loaded = load_model(str(out / "model" / "model.yaml"))
+    assert loaded.input_size == (64, 64)  # synth:faces images are 64 x 64; the spec records it
+    settings = json.loads((out / "compare.json").read_text())["header"]["settings"]
+    assert settings["layer"] == "input of inner.fc"

@@ -43,6 +43,20 @@ def _cnn() -> nn.Sequential:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
 
 
+class _TinyViT(nn.Module):
+    """A patch-embedding convolution, a Linear on the tokens (N x T x D), mean over tokens, a Linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.mlp = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(torch.relu(self.mlp(tokens)).mean(1))
+
+
 def _stripes(n: int, agree: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """Colored-stripes images: label = stripe orientation, bias = tint (red/green, jittered) agreeing with it ``agree``."""
     g = torch.Generator().manual_seed(seed)
@@ -108,6 +122,7 @@ def test_feature_layer_default_named_and_unreachable() -> None:
     assert name == "6" and layer is model[6]  # the head's first Linear: its input is the pooled conv features
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 8), nn.ReLU(), nn.Linear(8, 2))
     assert find_feature_layer(mlp, None, example=example)[0] == "3"  # no convolution: the last Linear's input
+    assert find_feature_layer(_TinyViT(), None, example=example)[0] == "head"  # token Linears are passed over
     name, layer = find_feature_layer(model, "5", example=example)
     assert name == "5" and layer is model[5]
     with pytest.raises(LayerNotReachable, match=r"no layer named 'fc'; pass one of 0, 1, 2, 3, 4 as layer="):

@@ -100,8 +100,9 @@ def find_feature_layer(model: nn.Module, name: str | None = None, *,
     """The module whose features the adversary sees, and its name.
 
     ``name`` given: that module (its OUTPUT is the feature). ``name`` None: the first ``nn.Linear`` after
-    the last convolution (its INPUT, the backbone's pooled features, is the feature); a model without
-    convolutions: its last ``nn.Linear`` (the penultimate features). With ``example`` (a small input
+    the last convolution that gets an N x D input (its INPUT, the backbone's pooled features, is the
+    feature; a transformer's token Linears are passed over when ``example`` shows their input); a model
+    without convolutions: its last ``nn.Linear`` (the penultimate features). With ``example`` (a small input
     batch), a hook is registered and one forward run to prove that the module is reached.
     Raises `LayerNotReachable` for TorchScript / ``torch.export`` models, a model without Linear,
     or a missing name.
@@ -120,14 +121,17 @@ def find_feature_layer(model: nn.Module, name: str | None = None, *,
             )
         chosen = (name, named[name])
     else:
-        chosen = _default_layer(model, list(named.items()))
+        chosen = _default_layer(model, list(named.items()), example)
     if example is not None:
         _check_reached(model, chosen[1], chosen[0], example)
     return chosen
 
 
-def _default_layer(model: nn.Module, named: list[tuple[str, nn.Module]]) -> tuple[str, nn.Module]:
-    """The first Linear after the last convolution (in registration order), else the last Linear."""
+def _default_layer(model: nn.Module, named: list[tuple[str, nn.Module]],
+                   example: Tensor | None) -> tuple[str, nn.Module]:
+    """The first Linear after the last convolution (in registration order), else the last Linear. With
+    ``example``, the first such Linear whose input is N x D (a Linear inside a transformer block sees
+    N x tokens x D: not the image's features), else the last Linear."""
     linears = [(i, n, m) for i, (n, m) in enumerate(named) if isinstance(m, nn.Linear)]
     if not linears:
         raise LayerNotReachable(
@@ -136,10 +140,23 @@ def _default_layer(model: nn.Module, named: list[tuple[str, nn.Module]]) -> tupl
         )
     convs = [i for i, (_n, m) in enumerate(named) if isinstance(m, nn.modules.conv._ConvNd)]
     after = [(n, m) for i, n, m in linears if convs and i > convs[-1]]
-    if after:
-        return after[0]
-    _i, n, m = linears[-1]
-    return n, m
+    last = (linears[-1][1], linears[-1][2])
+    if example is None:
+        return after[0] if after else last
+    ranks: dict[str, int] = {}
+
+    def record(name: str) -> Any:
+        def hook(_module: nn.Module, inputs: tuple[Any, ...]) -> None:  # returns None: the input is left alone
+            ranks.setdefault(name, inputs[0].dim() if inputs and isinstance(inputs[0], Tensor) else -1)
+        return hook
+
+    handles = [m.register_forward_pre_hook(record(n)) for n, m in after]
+    try:
+        _eval_forward(model, example)
+    finally:
+        for h in handles:
+            h.remove()
+    return next(((n, m) for n, m in after if ranks.get(n) == 2), last)
 
 
 def _check_reached(model: nn.Module, module: nn.Module, name: str, example: Tensor) -> None:

@@ -159,8 +159,12 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     loaded = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
                         trust_pickle=cfg.trust_pickle, device=device)
     require_trainable(loaded)
-    if loaded.input_size is None:
-        raise UsageError(f"{cfg.model} does not say its input size; give a model spec with input_size")
+    if loaded.input_size is None:  # as the audit does: the probe's image size; the written spec records it
+        from probes import open_probe
+        from probes.loader import probe_image_size
+
+        loaded.input_size = probe_image_size(open_probe(cfg.probe, target=cfg.target))
+        log.info("%s does not say its input size; training at the probe's %dx%d", cfg.model, *loaded.input_size)
     data = from_probe(cfg.train, tuple(loaded.input_size), target=cfg.target,
                       bias=cfg.bias if cfg.method == "adversarial-debiasing" else None)
     train, val = data.split(cfg.val_share, cfg.seed)
