@@ -114,3 +114,15 @@ def test_a_torchvision_model_without_an_input_size_is_trained_at_the_probes_size
     assert loaded.input_size == (64, 64)  # synth:faces images are 64 x 64; the spec records it
     settings = json.loads((out / "compare.json").read_text())["header"]["settings"]
     assert settings["layer"] == "input of inner.fc"
+
+
+def test_debiasing_on_training_data_with_one_group_is_refused_in_one_line(tmp_path, capsys):
+    from probes.synth import generate_training_set, write_manifest_folder
+
+    one_race = generate_training_set(40, seed=3, group_weights={"race": {"asian": 0, "indian": 0, "white": 0}})
+    write_manifest_folder(one_race, tmp_path / "train")
+    code = main(["mitigate", "adversarial-debiasing", "--model", str(SAMPLE_MODELS["clean_cnn"]), *TINY,
+                 "--train", str(tmp_path / "train"), "--bias", "race", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "one race group only (black)" in err and "--bias" in err
+    assert not (tmp_path / "out" / "model").exists()

@@ -123,6 +123,9 @@ def _objective(cfg: MitigateConfig, module: Any, train: Any, val: Any, device: A
         import torch
 
         counts = torch.bincount(train.bias, minlength=len(train.bias_names))
+        if int((counts > 0).sum()) < 2:
+            raise UsageError(f"the training data hold one {cfg.bias} group only ({', '.join(train.bias_names)}); "
+                             "adversarial debiasing needs at least two: pass training data with more groups or another --bias")
         return AdversarialDebiasing(module, len(train.bias_names), layer=cfg.layer, strength=cfg.strength,
                                     schedule=cfg.schedule, example_batch=train.images[:2].to(device),
                                     bias_counts=counts, mode=cfg.debias_mode, seed=cfg.seed)
