@@ -363,18 +363,13 @@ def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
     with matplotlib.rc_context(_STYLE):
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, (norm, title, series, ticks) in zip(axes, panels):
-            for name, pts, style, colour, width in series:
-                ax.plot([e for e, _ in pts], [v for _, v in pts], linestyle=style, color=colour, linewidth=width,
-                        marker="o", markersize=2.5, label=name)
+            _plot_series(ax, series, marker="o", markersize=2.5)
             ax.set_xscale("log")
             ax.set_xticks(ticks, [_eps_tick(e, norm) for e in ticks], fontsize=6.5, rotation=40 if len(ticks) > 6 else 0)
             ax.minorticks_off()
-            ax.set_ylim(0.0, 1.02)
             ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
             ax.set_xlabel(f"eps ({title}, log scale)", fontsize=7)
             ax.set_title(f"{title} perturbations", fontsize=8, loc="left")
-            ax.grid(which="major", color="#e3e3e3", linewidth=0.5)
-            ax.set_axisbelow(True)
         axes[0].set_ylabel("Robust accuracy", fontsize=7)
         _legend(fig, axes)
         by = f" by {_label(scope, 40)}" if lines else ""
@@ -421,20 +416,26 @@ def faithfulness_curves(fractions: Any, methods: Any, random: Any) -> str | None
     with matplotlib.rc_context(_STYLE):
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, (title, verb, series) in zip(axes, panels):
-            for name, pts, style, colour, width in series:
-                ax.plot([x for x, _ in pts], [v for _, v in pts], linestyle=style, color=colour, linewidth=width, label=name)
+            _plot_series(ax, series)
             ax.set_xlim(0.0, 1.0)
             ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
-            ax.set_ylim(0.0, 1.02)
             ax.set_xlabel(f"Share of pixels {verb}, most important first", fontsize=7)
             ax.set_title(title, fontsize=8, loc="left")
-            ax.grid(color="#e3e3e3", linewidth=0.5)
-            ax.set_axisbelow(True)
         axes[0].set_ylabel("Mean probability of the explained class", fontsize=7)
         fig.get_layout_engine().set(wspace=0.06)
         _legend(fig, axes)
         fig.suptitle("Deletion and insertion curves per attribution method", x=0.01, ha="left", fontsize=8)
         return _png(fig)
+
+
+def _plot_series(ax: Any, series: list[tuple[str, list[tuple[float, float]], str, str, float]], **line: Any) -> None:
+    """Draw ``(name, points, linestyle, colour, width)`` lines on a probability axis (0 to 1) with a light grid."""
+    for name, pts, style, colour, width in series:
+        ax.plot([x for x, _ in pts], [v for _, v in pts], linestyle=style, color=colour, linewidth=width, label=name,
+                **line)
+    ax.set_ylim(0.0, 1.02)
+    ax.grid(which="major", color="#e3e3e3", linewidth=0.5)
+    ax.set_axisbelow(True)
 
 
 def _legend(fig: Any, axes: Any) -> None:

@@ -31,6 +31,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _table import mean_sd  # bench/ is on the path when a bench script runs
+
 from auditor.mitigate.data import TrainingData
 from auditor.mitigate.debiasing import AdversarialDebiasing, adversary_accuracy
 from auditor.mitigate.loop import CrossEntropy, evaluate_accuracy, fit
@@ -126,10 +128,6 @@ def run_one(seed: int, sigma: float, args: argparse.Namespace, debias: bool) -> 
             "adv_train_acc": float(last.get("adversary_accuracy", float("nan")))}
 
 
-def ms(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -180,8 +178,8 @@ def main() -> None:
     for sigma, res in rows:
         b, d = res["baseline"], res["debiased"]
         delta = [x["test"] - y["test"] for x, y in zip(d, b)]
-        print(f"| {sigma:.3f} | {ms([x['test'] for x in b])} | {ms([x['test'] for x in d])} | "
-              f"{statistics.mean(delta):+.3f} | {ms([x['probe'] for x in b])} | {ms([x['probe'] for x in d])} |")
+        print(f"| {sigma:.3f} | {mean_sd([x['test'] for x in b])} | {mean_sd([x['test'] for x in d])} | "
+              f"{statistics.mean(delta):+.3f} | {mean_sd([x['probe'] for x in b])} | {mean_sd([x['probe'] for x in d])} |")
     print()
     print("test acc: random-colour test digits (chance 0.10). probe colour acc: balanced accuracy of a fresh "
           "logistic probe predicting the colour bin (nearest of 10 class colours) from the frozen debiased-layer features "

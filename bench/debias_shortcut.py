@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -24,9 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _table import mean_sd  # bench/ is on the path when a bench script runs
+
 from auditor.mitigate.data import TrainingData, from_probe
 from auditor.mitigate.debiasing import AdversarialDebiasing, adversary_accuracy
-from auditor.mitigate.loop import CrossEntropy, fit
+from auditor.mitigate.loop import CrossEntropy, evaluate_accuracy, fit
 from auditor.models import load_model
 from probes.synth import generate_training_set, write_manifest_folder
 from sample_models.recipe import RECIPES
@@ -35,19 +36,11 @@ SPEC = Path(__file__).resolve().parents[1] / "sample_models" / "shortcut_cnn" / 
 
 
 def group_accuracy(module: torch.nn.Module, probe: TrainingData) -> dict[str, float]:
-    """Accuracy per bias group of ``probe``."""
-    module.eval()
-    with torch.no_grad():
-        pred = torch.cat([module(probe.images[i:i + 256]).argmax(1) for i in range(0, len(probe), 256)])
-    ok = (pred == probe.labels).float()
-    out = {name: ok[probe.bias == k].mean().item() for k, name in enumerate(probe.bias_names)}
-    out["overall"] = ok.mean().item()
+    """Accuracy per race group of ``probe`` (keyed by name) and ``overall``."""
+    scores = evaluate_accuracy(module, probe, by_group=True)
+    out = {name: scores[f"accuracy[{name}]"] for name in probe.bias_names}
+    out["overall"] = scores["accuracy"]
     return out
-
-
-def ms(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def main() -> None:
@@ -103,8 +96,8 @@ def main() -> None:
     print(f"| shortcut_cnn (before) | {before['black']:.3f} | {max(groups) - min(groups):.3f} | {before['overall']:.3f} | "
           f"{adversary_accuracy(load_model(str(SPEC)).module, None, probe.images, probe.bias, seed=0):.3f} |")
     for name, rs in rows.items():
-        print(f"| {name} | {ms([r['black'] for r in rs])} | {ms([r['gap'] for r in rs])} | "
-              f"{ms([r['overall'] for r in rs])} | {ms([r['probe'] for r in rs])} |")
+        print(f"| {name} | {mean_sd([r['black'] for r in rs])} | {mean_sd([r['gap'] for r in rs])} | "
+              f"{mean_sd([r['overall'] for r in rs])} | {mean_sd([r['probe'] for r in rs])} |")
     print(f"\ntotal time {time.perf_counter() - t_all:.0f}s")
 
 

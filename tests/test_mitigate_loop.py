@@ -13,7 +13,7 @@ from torch import nn
 
 from auditor.errors import AuditCancelled
 from auditor.mitigate.data import TrainingData, from_probe
-from auditor.mitigate.loop import CHECKPOINT_NAME, Batch, CrossEntropy, FitResult, fit
+from auditor.mitigate.loop import CHECKPOINT_NAME, Batch, CrossEntropy, FitResult, evaluate_accuracy, fit
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # module fixtures too: see conftest
@@ -284,3 +284,15 @@ def test_split_is_stratified_by_label_and_seeded():
     assert not torch.equal(other.images, val.images)
     with pytest.raises(ValueError, match="^val_share"):
         data.split(1.0, seed=0)
+
+
+def test_evaluate_accuracy_by_group_names_each_groups_accuracy_and_the_worst_is_their_minimum(data):
+    train, _ = data
+    model = toy_net()
+    scores = evaluate_accuracy(model, train, by_group=True)
+    with torch.no_grad():
+        correct = (model(train.images).argmax(1) == train.labels).float()
+    for code, name in enumerate(train.bias_names):
+        assert scores[f"accuracy[{name}]"] == pytest.approx(float(correct[train.bias == code].mean()))
+    assert scores["worst_group_accuracy"] == min(scores["accuracy[a]"], scores["accuracy[b]"])
+    assert "accuracy[a]" not in evaluate_accuracy(model, train)

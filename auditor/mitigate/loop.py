@@ -236,9 +236,11 @@ def _check_cancel(cancel: Cancel, where: str) -> None:
 
 
 def evaluate_accuracy(model: nn.Module, data: TrainingData, *, device: torch.device | str = "cpu",
-                      batch_size: int = _EVAL_BATCH, progress: Progress = None, cancel: Cancel = None) -> dict[str, float]:
+                      batch_size: int = _EVAL_BATCH, by_group: bool = False, progress: Progress = None,
+                      cancel: Cancel = None) -> dict[str, float]:
     """``loss`` (mean cross-entropy) and ``accuracy`` of ``model`` in eval mode on ``data``, plus
-    ``worst_group_accuracy`` over the bias codes when ``data`` has a bias. Leaves the model in eval mode."""
+    ``worst_group_accuracy`` over the bias codes when ``data`` has a bias (and with ``by_group``,
+    ``accuracy[NAME]`` for each bias group present). Leaves the model in eval mode."""
     device = torch.device(device)
     model.eval()
     preds, total_loss = [], 0.0
@@ -256,8 +258,10 @@ def evaluate_accuracy(model: nn.Module, data: TrainingData, *, device: torch.dev
     correct = torch.cat(preds) == data.labels
     out = {"loss": total_loss / n, "accuracy": float(correct.float().mean())}
     if data.bias is not None:
-        groups = [correct[data.bias == g].float().mean() for g in torch.unique(data.bias).tolist()]
-        out["worst_group_accuracy"] = float(min(groups))
+        groups = {g: float(correct[data.bias == g].float().mean()) for g in torch.unique(data.bias).tolist()}
+        out["worst_group_accuracy"] = min(groups.values())
+        if by_group:
+            out.update({f"accuracy[{data.bias_names[g]}]": acc for g, acc in groups.items()})
     return out
 
 
