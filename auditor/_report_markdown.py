@@ -16,6 +16,7 @@ from auditor._report_attacks import UNTRUSTED, attacks_view
 from auditor._report_explanations import explanations_view
 from auditor._report_findings import (
     OPS,
+    assumption_rows,
     clause_requirement,
     clauses,
     failing_clauses,
@@ -263,6 +264,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     if model.get("sha256"):
         facts.append(f"**Model SHA-256:** {md(str(model['sha256'])[:12], 12)}…")
     out += [" · ".join(facts), ""]
+    taken = assumption_rows(results)
+    if taken:
+        out += ["**What the audit took the model to be:** " + "; ".join(
+            f"{r['fact'].lower()} {md(r['value'], 120)} ({md(r['how'], 200)})" for r in taken), ""]
     for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _attacks, _explanations, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")

@@ -12,7 +12,7 @@ from typing import Any
 from auditor._report_attacks import attacks_view
 from auditor._report_explanations import explanations_view
 from auditor._report_figures import embeddable_figures
-from auditor._report_findings import clause_requirement, clauses, summary, verdict_of
+from auditor._report_findings import assumption_rows, clause_requirement, clauses, summary, verdict_of
 from auditor._report_format import as_dict, as_list, dig, short
 from auditor._report_groups import group_metrics_view
 from auditor._report_method import methodology
@@ -123,6 +123,7 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
                    "version": short(policy.get("version"), 40) if policy.get("version") not in (None, "") else None,
                    "description": short(policy.get("description"), 400) if policy.get("description") else None},
         "summary": summary(results),
+        "assumptions": assumption_rows(results),
         "clauses": _clause_rows(results),
         "clauses_more": max(0, len(clauses(results)) - MAX_CLAUSES),
         "has_regressions": any(c.get("kind") == "regression" for c in clauses(results)),

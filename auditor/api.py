@@ -6,6 +6,7 @@ polled between batches; outputs are written atomically.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -20,16 +21,19 @@ import torch
 import auditor
 from auditor.checks import CheckContext, CheckResult, Predictions, check_names, get_check
 from auditor.checks.base import ProgressFn
+from auditor.cost import CostPlan, PassCounter, plan_for_audit
 from auditor.errors import (
     EXIT_FAIL, EXIT_PASS, AuditCancelled, ModelLoadError, ProbeError, UsageError,
 )
+from auditor.model_declared import Declared
 from auditor.models import LoadedModel, check_model_output, load_model, resolve_device
+from auditor.preflight import verify_classes, verify_preprocessing
 from auditor.policy import evaluate_policy, load_baseline, load_policy
 from auditor.results import SCHEMA_VERSION, environment, utc_now, write_results
 from probes import Probe, make_loader, open_probe, probe_image_size
 from probes.base import DEFAULT_AGE_BUCKETS
 
-__all__ = ["AuditConfig", "AuditOutcome", "run_audit", "BUDGETS", "FORMATS", "render_outputs"]
+__all__ = ["AuditConfig", "AuditOutcome", "run_audit", "declared_from", "resolve_classes", "BUDGETS", "FORMATS", "render_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,11 @@ class AuditConfig:
     arch: str | None = None
     weights: str | None = None
     num_classes: int | None = None
+    classes: Sequence[str] | None = None
+    positive_class: str | int | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    input_size: int | Sequence[int] | None = None
     trust_pickle: bool = False
     target: str | None = None
     sensitive: Sequence[str] | None = None
@@ -64,6 +73,7 @@ class AuditConfig:
     batch_size: int = 64
     num_workers: int = 0
     command: str = ""
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -114,7 +124,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
+def resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
     """Class names for the model's ``width`` outputs, reconciled with the probe's labels."""
     if model.class_names is not None and len(model.class_names) != width:
         raise ModelLoadError(
@@ -131,6 +141,30 @@ def _resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
     if len(probe.classes) == width:
         return list(probe.classes)
     return [probe.classes[i] if i < len(probe.classes) else str(i) for i in range(width)]
+
+
+def declared_from(cfg: Any) -> Declared:
+    """The model facts a config (audit or mitigation) declares as flags."""
+    return Declared(classes=tuple(cfg.classes) if cfg.classes is not None else None, positive_class=cfg.positive_class,
+                    mean=tuple(cfg.mean) if cfg.mean is not None else None,
+                    std=tuple(cfg.std) if cfg.std is not None else None,
+                    input_size=cfg.input_size if isinstance(cfg.input_size, int) or cfg.input_size is None
+                    else tuple(cfg.input_size)).validated()
+
+
+def _positive_index(model: LoadedModel, classes: list[str], width: int) -> int:
+    """The positive class as an output index: declared (name or index), else output 1 of two, else 0."""
+    pos = model.positive_class
+    if pos is None:
+        return 1 if width == 2 else 0
+    if isinstance(pos, str):
+        if pos not in classes:
+            raise UsageError(f"the positive class {pos!r} is not among the model's classes {','.join(classes)}; "
+                             "fix --positive-class (or declare the classes with --classes)")
+        return classes.index(pos)
+    if pos >= width:
+        raise UsageError(f"the positive class index {pos} is out of range for the model's {width} outputs; fix --positive-class")
+    return pos
 
 
 def _predict(
@@ -184,8 +218,13 @@ def _run_check(name: str, params: dict[str, Any], ctx: CheckContext) -> CheckRes
     return result
 
 
-def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None) -> AuditOutcome:
-    """Run one audit end to end and write its outputs to ``cfg.out_dir`` (None: write nothing)."""
+def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+              on_plan: Callable[[CostPlan], None] | None = None) -> AuditOutcome:
+    """Run one audit end to end and write its outputs to ``cfg.out_dir`` (None: write nothing).
+
+    ``on_plan(plan)`` gets the cost plan (`auditor.cost`), made before the preflight and the predictions,
+    once they have passed and before any check runs; with ``cfg.max_minutes`` the budgets are lowered to
+    fit, or `UsageError` is raised with nothing written."""
     t0 = time.perf_counter()
     names = _validate_config(cfg)
     policy = load_policy(cfg.policy)
@@ -212,27 +251,36 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     model = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
-                       trust_pickle=cfg.trust_pickle, device=device)
+                       trust_pickle=cfg.trust_pickle, device=device, declared=declared_from(cfg))
     seconds["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
     probe = open_probe(cfg.probe, target=cfg.target, sensitive=cfg.sensitive, age_buckets=cfg.age_buckets,
                        class_names=model.class_names)
     seconds["load_probe"] = time.perf_counter() - t
-    if model.class_names is None and probe.format != "synth" and not all(c.isdigit() for c in probe.classes):
-        log.warning("the model names no classes, so probe labels %s are taken as outputs 0..%d in that order; "
-                    "pass a model spec with 'classes' to be sure", probe.classes, len(probe.classes) - 1)
     input_size = tuple(model.input_size) if model.input_size else probe_image_size(probe)
 
     first = next((b for b in make_loader(probe, input_size, batch_size=min(4, len(probe))) if len(b.indices)), None)
     if first is None:
         raise ProbeError(f"no image of probe {probe.source} can be read; check the image files")
     width = check_model_output(model, first.images.to(device))
-    classes = _resolve_classes(model, probe, width)
-    positive = model.positive_class if model.positive_class is not None else (1 if width == 2 else 0)
+    t = time.perf_counter()
+    cost_plan = plan_for_audit({n: get_check(n)(**params[n]) for n in names}, model=model, images=first.images,
+                               n_rows=len(probe), n_classes=width, input_size=input_size, budget=cfg.budget,
+                               batch_size=cfg.batch_size, device=device, max_minutes=cfg.max_minutes)
+    seconds["plan"] = time.perf_counter() - t
+    classes = resolve_classes(model, probe, width)
+    positive = _positive_index(model, classes, width)
+    t = time.perf_counter()
+    assumptions = verify_preprocessing(model, probe, input_size, width, device, seed=cfg.seed, batch_size=cfg.batch_size)
+    seconds["preflight"] = time.perf_counter() - t
 
     t = time.perf_counter()
     predictions, skipped = _predict(model, probe, input_size, device, cfg, report)
     seconds["predict"] = time.perf_counter() - t
+    assumptions = {"classes": verify_classes(model, probe, predictions.y_true, predictions.y_pred, classes, width),
+                   **assumptions}
+    if on_plan is not None:  # once nothing about the inputs can stop the audit any more: the checks come next
+        on_plan(cost_plan)
 
     ctx = CheckContext(model=model, probe=probe, predictions=predictions, classes=classes, positive_class=positive,
                        input_size=input_size, device=device, seed=cfg.seed, budget=cfg.budget,
@@ -240,8 +288,12 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     checks: dict[str, Any] = {}
     forward = len(predictions) + len(first.indices)
     backward = 0
+    actual: dict[str, dict[str, Any]] = {}
     for n in names:
-        result = _run_check(n, params[n], ctx)
+        planned = cost_plan.checks[n]
+        with PassCounter(model.module, n, planned.forward + planned.backward, progress) as counted:
+            result = _run_check(n, params[n], dataclasses.replace(ctx, budget=planned.budget or cfg.budget))
+        actual[n] = {"forward": counted.forward, "backward": counted.backward, "seconds": round(result.seconds, 4)}
         checks[n] = result.to_dict()
         seconds[n] = result.seconds
         forward += result.forward_passes
@@ -257,7 +309,7 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
         "device": str(device),
         "model": {"source": cfg.model, "name": model.details.get("name") or Path(cfg.model).stem, "form": model.form,
                   "sha256": model.sha256, "classes": classes, "positive_class": classes[positive] if width == 2 else None,
-                  "input_size": list(input_size), "details": model.details},
+                  "input_size": list(input_size), "assumptions": assumptions, "details": model.details},
         "probe": {"source": cfg.probe, "format": probe.format, "sha256": probe.sha256(), "n": len(probe),
                   "n_skipped": len(skipped), "skipped": skipped,
                   "n_unparsed": int(probe.meta.get("n_unparsed", 0)), "unparsed": list(probe.meta.get("unparsed", []))[:50], "target": probe.target, "classes": probe.classes,
@@ -265,7 +317,11 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
         "checks": checks,
         "policy": None,
         "cost": {"forward_passes": forward, "backward_passes": backward,
-                 "seconds": {k: round(v, 4) for k, v in seconds.items()}},
+                 "seconds": {k: round(v, 4) for k, v in seconds.items()},
+                 "throughput": cost_plan.throughput.to_dict(), "planned": cost_plan.to_dict(),
+                 "planned_seconds": round(cost_plan.seconds, 2), "max_minutes": cfg.max_minutes, "shrunk": cost_plan.shrunk,
+                 "actual": {"predict": {"forward": len(predictions), "backward": 0, "seconds": round(seconds["predict"], 4)},
+                            **actual}},
         "environment": environment(),
     }
     results["policy"] = evaluate_policy(policy, results, baseline)

@@ -30,12 +30,50 @@ def _check_param(text: str) -> tuple[str, str, Any]:
     return check, param, yaml.safe_load(value)
 
 
+def _minutes(text: str) -> float:
+    """``--max-minutes``: a number of minutes > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of minutes > 0, e.g. 10; got {text!r}")
+    return value
+
+
+def _print_plan(plan: Any) -> None:
+    from auditor.cost import format_plan
+
+    print(format_plan(plan), file=sys.stderr, flush=True)
+
+
 def _check_params(given: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
     """``--param CHECK.PARAM=VALUE`` options grouped by check."""
     params: dict[str, dict[str, Any]] = {}
     for check, param, value in given:
         params.setdefault(check, {})[param] = value
     return params
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """What a model spec would say, as flags (audit and mitigate alike); a flag beats the spec."""
+    g = p.add_argument_group("what the model's file does not say (a flag beats the model spec; what neither says is "
+                             "assumed and verified before any check)")
+    g.add_argument("--classes", help="class names in output order, e.g. male,female")
+    g.add_argument("--positive-class", dest="positive_class", help="the positive class (a name or an output index)")
+    g.add_argument("--mean", help="normalisation mean R,G,B applied to [0,1] pixels, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", help="normalisation std R,G,B, e.g. 0.229,0.224,0.225")
+    g.add_argument("--input-size", dest="input_size", help="input side in pixels (224) or H,W")
+
+
+def _declared(ns: argparse.Namespace) -> dict[str, Any]:
+    """The model flags as typed `AuditConfig`/`MitigateConfig` fields (bad values exit 2 with the fix)."""
+    from auditor.model_declared import parse_declared
+
+    d = parse_declared(classes=ns.classes, positive_class=ns.positive_class, mean=ns.mean, std=ns.std,
+                       input_size=ns.input_size)
+    return {"classes": d.classes, "positive_class": d.positive_class, "mean": d.mean, "std": d.std,
+            "input_size": d.input_size}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--weights", help="state_dict file for torchvision:NAME")
     a.add_argument("--num-classes", type=int, help="number of model outputs, when the weights do not tell")
     a.add_argument("--trust-pickle", action="store_true", help="allow loading a full pickle (runs code from the file)")
+    _model_options(a)
     a.add_argument("--target", help="probe column to use as the label (e.g. gender)")
     a.add_argument("--sensitive", type=_csv, help="comma-separated sensitive attributes (default gender,age,race where present)")
     a.add_argument("--age-buckets", default="0-19,20-39,40-59,60+", help="age groups, e.g. 0-19,20-39,40-59,60+")
@@ -60,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--param", dest="params", action="append", type=_check_param, default=[], metavar="CHECK.PARAM=VALUE",
                    help="set a check parameter, e.g. group_metrics.min_group_size=50 (repeatable)")
     a.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"])
+    a.add_argument("--max-minutes", dest="max_minutes", type=_minutes, metavar="N",
+                   help="fit the audit in about N minutes: lower check budgets (thorough -> standard -> quick) as the "
+                        "cost plan needs, or exit 2 with the plan when even quick does not fit")
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", default="audit-report", help="output folder (default audit-report)")
@@ -80,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--weights", help="state_dict file for torchvision:NAME")
     m.add_argument("--num-classes", type=int, help="number of model outputs, when the weights do not tell")
     m.add_argument("--trust-pickle", action="store_true", help="allow loading a full pickle (runs code from the file)")
+    _model_options(m)
     m.add_argument("--target", help="probe column to use as the label (e.g. gender)")
     m.add_argument("--bias", default="race", help="adversarial-debiasing: the attribute the adversary must not recover (default race)")
     m.add_argument("--strength", type=float, default=1.0, help="adversarial-debiasing: weight of the adversarial term")
@@ -147,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Bars:
-    """One tqdm bar per stage on stderr (hidden when stderr is not a terminal)."""
+    """One tqdm bar per stage on stderr (hidden when stderr is not a terminal). A check's own bar counts
+    its images through the model against the cost plan's passes, so it shows the check's ETA."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
@@ -157,7 +201,8 @@ class _Bars:
 
         bar = self.bars.get(stage)
         if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, disable=None)
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, disable=None,
+                                          unit_scale=total >= 10_000)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -175,12 +220,12 @@ def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
         model=ns.model, probe=ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
         trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
         policy=ns.policy, baseline=ns.baseline, checks=ns.checks, check_params=params, budget=ns.budget, device=ns.device, seed=ns.seed,
-        out_dir=ns.out, formats=ns.format, strict=ns.strict, allow_inconclusive=ns.allow_inconclusive,
-        batch_size=ns.batch_size, num_workers=ns.workers, command="auditor " + " ".join(argv),
+        out_dir=ns.out, formats=ns.format, strict=ns.strict, allow_inconclusive=ns.allow_inconclusive, max_minutes=ns.max_minutes,
+        batch_size=ns.batch_size, num_workers=ns.workers, command="auditor " + " ".join(argv), **_declared(ns),
     )
     bars = _Bars()
     try:
-        outcome = run_audit(cfg, progress=bars)
+        outcome = run_audit(cfg, progress=bars, on_plan=_print_plan)
     finally:
         bars.close()
     pol = outcome.results["policy"]
@@ -216,7 +261,7 @@ def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
             "debias_mode", "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
             "patience", "keep", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
     cfg = MitigateConfig(method=ns.method, **{k: getattr(ns, k) for k in keys}, check_params=params, formats=ns.format,
-                         out_dir=ns.out, command="auditor " + " ".join(argv))
+                         out_dir=ns.out, command="auditor " + " ".join(argv), **_declared(ns))
     bars = _Bars()
     try:
         outcome = run_mitigation(cfg, progress=bars)

@@ -43,7 +43,8 @@ def _what_it_needs(model: LoadedModel, images: torch.Tensor, error: BaseExceptio
         )
     shape = model.details.get("export_input_shape")
     if isinstance(shape, list) and len(shape) == 4 and shape[2] is not None and shape[3] is not None:
-        return f"it was exported for {shape[2]}x{shape[3]} input; pass a model spec with input_size: [{shape[2]}, {shape[3]}]"
+        size = shape[2] if shape[2] == shape[3] else f"{shape[2]},{shape[3]}"
+        return f"it was exported for {shape[2]}x{shape[3]} input; pass --input-size {size}"
     h, w = images.shape[2], images.shape[3]
     start = time.perf_counter()
     for size in _COMMON_SIZES:
@@ -52,7 +53,7 @@ def _what_it_needs(model: LoadedModel, images: torch.Tensor, error: BaseExceptio
         if time.perf_counter() - start > _SEARCH_SECONDS:
             break
         if _runs_at(model.module, images.shape[1], size, images.device):
-            return f"it runs at {size}x{size}; pass a model spec with input_size: [{size}, {size}]"
+            return f"it runs at {size}x{size}; pass --input-size {size}"
     return "it failed at the common input sizes too; check that its forward takes N x 3 x H x W float images"
 
 

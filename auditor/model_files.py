@@ -29,6 +29,7 @@ __all__ = [
     "sha256_files",
     "read_torch_save",
     "read_safetensors",
+    "read_safetensors_metadata",
     "load_torchscript",
     "load_export",
     "error_line",
@@ -179,6 +180,17 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
     try:
         return load_file(str(path), device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise _unreadable(path, f"a damaged safetensors file ({error_line(e)})") from None
+
+
+def read_safetensors_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file's header (``{}`` when it has none)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
         raise _unreadable(path, f"a damaged safetensors file ({error_line(e)})") from None
 

@@ -8,10 +8,11 @@ The loaded module is an `AuditModel` in eval mode on the device; parameters keep
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +22,16 @@ from auditor.devices import resolve_device
 from auditor.errors import ModelLoadError, UsageError
 from auditor.model_arch import load_arch, unwrap_state_dict
 from auditor.model_check import check_model_output
-from auditor.model_files import load_export, load_torchscript, read_safetensors, read_torch_save, sha256_files, sniff_form
+from auditor.model_declared import Declared, parse_declared
+from auditor.model_files import (
+    load_export,
+    load_torchscript,
+    read_safetensors,
+    read_safetensors_metadata,
+    read_torch_save,
+    sha256_files,
+    sniff_form,
+)
 from auditor.model_spec import ModelSpec, is_spec_path, load_spec
 
 __all__ = ["LoadedModel", "AuditModel", "load_model", "check_model_output", "resolve_device"]
@@ -40,10 +50,12 @@ class LoadedModel:
     input_size: tuple[int, int] | None = None
     num_classes: int | None = None
     class_names: list[str] | None = None
-    positive_class: int | None = None
+    positive_class: int | str | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    declared_by: dict[str, str] = field(default_factory=dict)
+    """Who declared each of classes, positive_class, mean, std, input_size: ``flag``, ``spec``, ``export``, ``weights``."""
 
 
 @dataclass
@@ -54,6 +66,32 @@ class _Inner:
     head_width: int | None = None
     export_shape: list[int | None] | None = None
     full_pickle: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)  # a safetensors header's metadata
+
+
+WEIGHTS_KEYS = ("classes", "positive_class", "mean", "std", "input_size")
+"""Keys a safetensors file's metadata may declare (strings: ``"male,female"`` or a JSON list)."""
+
+
+def _weights_declared(metadata: dict[str, str], path: Path | None) -> Declared:
+    """What a safetensors header declares, read like the flags; a bad value is a `ModelLoadError` naming it."""
+    given = {}
+    for key in WEIGHTS_KEYS:
+        raw = metadata.get(key)
+        if raw is None:
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        given[key] = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if not given:
+        return Declared()
+    try:
+        return parse_declared(**given)
+    except UsageError as e:
+        raise ModelLoadError(f"{path}: its safetensors metadata does not read as a model declaration ({e}); fix the "
+                             "metadata or override it with the flag") from None
 
 
 def _state_dict_model(
@@ -80,14 +118,16 @@ def _load_inner(
         wpath = Path(weights)
         form = sniff_form(wpath)
         pickled = False
+        meta: dict[str, str] = {}
         if form == "safetensors":
             state: Any = read_safetensors(wpath)
+            meta = read_safetensors_metadata(wpath)
         elif form == "torch_save":
             state, pickled = read_torch_save(wpath, trust_pickle=trust_pickle)
         else:
             raise ModelLoadError(f"--weights {wpath} is a {form} file; pass a state_dict (.safetensors or .pt)")
         module, width = _state_dict_model(state, str(wpath), target, num_classes, arch_kwargs)
-        return _Inner(module, "torchvision", [wpath], head_width=width, full_pickle=pickled)
+        return _Inner(module, "torchvision", [wpath], head_width=width, full_pickle=pickled, metadata=meta)
     path = Path(target)
     if weights is not None:
         raise UsageError(f"--weights is only for MODEL torchvision:NAME; {path} already holds the weights, drop --weights")
@@ -99,8 +139,10 @@ def _load_inner(
     if form == "export":
         module, shape = load_export(path, device)
         return _Inner(module, "export", [path], export_shape=shape)
+    meta = {}
     if form == "safetensors":
         obj, pickled = read_safetensors(path), False
+        meta = read_safetensors_metadata(path)
     else:
         obj, pickled = read_torch_save(path, trust_pickle=trust_pickle)
     if isinstance(obj, nn.Module):
@@ -108,7 +150,7 @@ def _load_inner(
             raise UsageError(f"--arch is only for state_dicts; {path} holds a whole pickled model, drop --arch")
         return _Inner(obj, "pickle", [path], full_pickle=True)
     module, width = _state_dict_model(obj, str(path), arch, num_classes, arch_kwargs)
-    return _Inner(module, "state_dict", [path], head_width=width, full_pickle=pickled)
+    return _Inner(module, "state_dict", [path], head_width=width, full_pickle=pickled, metadata=meta)
 
 
 def _merge(flag: str, given: Any, from_spec: Any, spec: ModelSpec) -> Any:
@@ -125,13 +167,19 @@ def load_model(
     num_classes: int | None = None,
     trust_pickle: bool = False,
     device: torch.device | str = "cpu",
+    declared: Declared | None = None,
 ) -> LoadedModel:
     """Load ``source`` (a file, ``torchvision:NAME`` or a spec YAML) as an `AuditModel` on ``device``.
 
-    Raises `ModelLoadError` with a one-line reason and fix when it cannot be loaded, and
-    `UsageError` for arguments that do not apply to the form found.
+    ``declared`` holds the flags ``--classes``, ``--positive-class``, ``--mean``, ``--std`` and
+    ``--input-size``; each beats the spec's key (with a warning). Raises `ModelLoadError` with a
+    one-line reason and fix when it cannot be loaded, and `UsageError` for arguments that do not
+    apply to the form found or contradict each other.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    flags = (declared or Declared()).validated()
+    if flags.classes is not None and num_classes is not None and max(num_classes, 2) != len(flags.classes):
+        raise UsageError(f"--classes names {len(flags.classes)} classes but --num-classes is {num_classes}; drop one")
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
         raise UsageError(f"The 'num_classes' parameter of load_model must be a positive integer. Got {num_classes!r} instead.")
     spec = load_spec(source) if is_spec_path(source) else None
@@ -158,14 +206,23 @@ def load_model(
     )
     files = ([spec.path] if spec is not None else []) + inner.files
     sha, per_file = sha256_files(files)
-    input_size = spec.input_size if spec is not None else None
+    facts = _declared_facts(flags, spec, _weights_declared(inner.metadata, inner.files[-1] if inner.files else None))
+    declared_by = {k: who for k, (_, who) in facts.items() if who is not None}
+    input_size = facts["input_size"][0]
     fixed_batch = None
     if inner.export_shape is not None:
         details["export_input_shape"] = inner.export_shape
         shape = inner.export_shape
         if len(shape) == 4 and shape[2] is not None and shape[3] is not None and input_size is None:
             input_size = (shape[2], shape[3])
+            declared_by["input_size"] = "export"
         fixed_batch = shape[0] if shape else None  # a static batch size, or None where it is dynamic
+    classes = facts["classes"][0]
+    if classes is not None and num_classes is not None and max(num_classes, 2) != len(classes) and facts["classes"][1] == "flag":
+        raise UsageError(f"--classes names {len(classes)} classes but the model spec {spec.path if spec else ''} says "
+                         f"num_classes {num_classes}; drop num_classes from the spec or fix --classes")
+    if classes is not None:
+        num_classes = len(classes)
     if num_classes is None and inner.head_width is not None:
         num_classes = inner.head_width
         details["num_classes_from"] = "weights"
@@ -180,10 +237,11 @@ def load_model(
     details["files"] = per_file
     details["params"] = sum(p.numel() for p in inner.module.parameters())
     details = {k: v for k, v in details.items() if v is not None}
+    mean, std = facts["mean"][0], facts["std"][0]
     wrapper = AuditModel(
         inner.module,
-        mean=spec.mean if spec is not None else None,
-        std=spec.std if spec is not None else None,
+        mean=mean,
+        std=std,
         fixed_batch=fixed_batch,
         fixed_mode=inner.form == "export",
         details=details,
@@ -196,7 +254,52 @@ def load_model(
     logger.info("loaded %s as %s (%s parameters) on %s", source, form, details["params"], dev)
     return LoadedModel(
         module=wrapper, source=source, form=form, sha256=sha, input_size=input_size, num_classes=num_classes,
-        class_names=spec.classes if spec is not None else None,
-        positive_class=spec.positive_class if spec is not None else None,
-        mean=spec.mean if spec is not None else None, std=spec.std if spec is not None else None, details=details,
+        class_names=list(classes) if classes is not None else None,
+        positive_class=_positive(facts["positive_class"][0], classes), mean=mean, std=std, details=details,
+        declared_by=declared_by,
     )
+
+
+def _declared_facts(flags: Declared, spec: ModelSpec | None,
+                    weights: Declared | None = None) -> dict[str, tuple[Any, str | None]]:
+    """Each declarable fact as ``(value, "flag" | "spec" | "weights" | None)``: a flag beats the spec, which
+    beats the weights' metadata (each override with a warning)."""
+    out: dict[str, tuple[Any, str | None]] = {}
+    weights = weights or Declared()
+    for key in ("classes", "positive_class", "mean", "std", "input_size"):
+        given = getattr(flags, key)
+        from_spec = getattr(spec, key) if spec is not None else None
+        from_weights = getattr(weights, key)
+        if key == "classes" and from_spec is not None:
+            from_spec = tuple(from_spec)
+        if key == "input_size" and isinstance(from_weights, int):
+            from_weights = (from_weights, from_weights)
+        if given is not None:
+            if spec is not None and from_spec is not None and given != from_spec:
+                logger.warning("--%s %s overrides %r from model spec %s", key.replace("_", "-"), given, from_spec, spec.path)
+            elif from_weights is not None and given != from_weights:
+                logger.warning("--%s %s overrides %r from the weights' metadata", key.replace("_", "-"), given, from_weights)
+            out[key] = (given, "flag")
+        elif from_spec is not None:
+            if from_weights is not None and from_spec != from_weights:
+                logger.warning("model spec %s's %s %r overrides %r from the weights' metadata", spec.path, key, from_spec,
+                               from_weights)
+            out[key] = (from_spec, "spec")
+        else:
+            out[key] = (from_weights, "weights" if from_weights is not None else None)
+    pos, who = out["positive_class"]
+    if who == "spec" and out["classes"][1] == "flag" and spec is not None and spec.classes is not None:
+        out["positive_class"] = (spec.classes[pos], "spec")  # the spec's index means its own class list: keep the name
+    return out
+
+
+def _positive(value: int | str | None, classes: Sequence[str] | None) -> int | str | None:
+    """The positive class as an output index where the classes are known, else as given (resolved later)."""
+    if isinstance(value, str) and classes is not None:
+        if value not in classes:
+            raise UsageError(f"the positive class {value!r} is not among the classes {','.join(classes)}; "
+                             "fix --positive-class or --classes")
+        return list(classes).index(value)
+    if isinstance(value, int) and classes is not None and value >= len(classes):
+        raise UsageError(f"the positive class index {value} is out of range for {len(classes)} classes; fix --positive-class")
+    return value

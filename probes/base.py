@@ -31,6 +31,7 @@ __all__ = [
     "parse_age_buckets",
     "bucket_age",
     "encode_labels",
+    "class_order",
     "safe_join",
 ]
 
@@ -122,6 +123,34 @@ def encode_labels(values: pd.Series, class_names: Sequence[str] | None = None) -
     return [lookup[v] for v in raw], names  # type: ignore[index]
 
 
+CLASS_ORDER_SOURCES = {
+    "model": "the model's declared classes",
+    "codes": "the probe format's codes",
+    "indices": "the probe's class indices",
+    "sorted": "the probe's label names in alphabetical order",
+}
+"""Where a probe's class order came from (``probe.meta["class_order"]``), in words for messages."""
+
+
+def class_order(
+    values: pd.Series, class_names: Sequence[str] | None, code_order: Sequence[str] | None = None
+) -> tuple[list[str] | None, str]:
+    """The class names to encode the label column ``values`` with, and where that order comes from.
+
+    The model's declared ``class_names`` win (``"model"``); a coded format's ``code_order`` is kept
+    when every label is one of its names (``"codes"``: UTKFace gender 0 male, 1 female); integer
+    labels are output indices (``"indices"``); plain names have no canonical order (``"sorted"``).
+    """
+    if class_names:
+        return list(class_names), "model"
+    present = {str(v).strip() for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    if code_order and present <= set(code_order):
+        return list(code_order), "codes"
+    if present and all(re.fullmatch(r"-?\d+(\.0+)?", v) for v in present):
+        return None, "indices"
+    return None, "sorted"
+
+
 def safe_join(root: Path, rel: str) -> Path:
     """Join ``rel`` under ``root``, refusing absolute paths and any path that escapes ``root``."""
     if not rel or Path(rel).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", rel):
@@ -192,5 +221,5 @@ class Probe:
                 except OSError:
                     h.update(b"<unreadable>")
         else:
-            h.update(repr(sorted(self.meta.items())).encode())
+            h.update(repr(sorted((k, v) for k, v in self.meta.items() if k != "class_order")).encode())  # derived, not content
         return h.hexdigest()

@@ -73,4 +73,7 @@ def read_celeba(path: Path) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
             columns[name.lower()] = pd.Series(yes_no[positive], dtype=object)
     table = pd.DataFrame(columns)
     log.debug("read %d rows from %s (images in %s)", len(table), attr_file, root / prefix)
-    return root, table, {"listing": str(attr_file), "n_unparsed": 0, "unparsed": [], "aliases": aliases}
+    # the files' -1/1 as codes 0/1: class 0 is the attribute's absence (for Male: female)
+    orders = {col: (["female", "male"] if col == "gender" else ["no", "yes"]) for col in columns if col != "path"}
+    return root, table, {"listing": str(attr_file), "n_unparsed": 0, "unparsed": [], "aliases": aliases,
+                         "label_orders": orders}

@@ -23,6 +23,7 @@ from probes.base import (
     SENSITIVE_DEFAULT,
     Probe,
     bucket_age,
+    class_order,
     encode_labels,
     parse_age_buckets,
     safe_join,
@@ -131,8 +132,10 @@ def build_probe(
                          f"choose one of {candidates} with --target")
     if "age" in table.columns:
         _bucket_ages(table, age_buckets, where)
+    names, order = class_order(table[target_col], class_names, meta.get("label_orders", {}).get(target_col))
+    meta["class_order"] = order
     try:
-        labels, classes = encode_labels(table[target_col], class_names)
+        labels, classes = encode_labels(table[target_col], names)
     except ProbeError as exc:
         raise ProbeError(f"{where}: {exc}") from None
     table["label"] = pd.Series(labels, dtype="int64")

@@ -29,6 +29,7 @@ from probes.base import (
     SENSITIVE_DEFAULT,
     Probe,
     bucket_age,
+    class_order,
     encode_labels,
     parse_age_buckets,
 )
@@ -292,9 +293,8 @@ def _make_probe(
     target = target or "smiling"
     if target not in _ANNOTATIONS:
         raise ProbeError(f"target {target!r} is not an annotation of {source}; choose one of {list(_ANNOTATIONS)}")
-    if class_names is None and target == "smiling":
-        class_names = SYNTH_CLASSES
-    labels, classes = encode_labels(table[target], class_names)
+    names, order = class_order(table[target], class_names, SYNTH_CLASSES if target == "smiling" else None)
+    labels, classes = encode_labels(table[target], names)
     table.insert(1, "label", labels)
     if sensitive is None:
         attrs = [a for a in SENSITIVE_DEFAULT if a != target]
@@ -303,7 +303,7 @@ def _make_probe(
         bad = [a for a in attrs if a not in _ANNOTATIONS]
         if bad:
             raise ProbeError(f"sensitive attributes {bad} are not annotations of {source}; choose among {list(_ANNOTATIONS)}")
-    meta = {**meta, "generator": "synth:faces", "version": GENERATOR_VERSION, "age_buckets": age_buckets}
+    meta = {**meta, "generator": "synth:faces", "version": GENERATOR_VERSION, "age_buckets": age_buckets, "class_order": order}
     return SynthProbe(source=source, format="synth", root=None, table=table, classes=classes, target=target, attributes=attrs, meta=meta)
 
 

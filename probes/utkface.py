@@ -16,7 +16,7 @@ import pandas as pd
 
 from auditor.errors import ProbeError
 
-__all__ = ["FORMAT", "DEFAULT_TARGET", "GENDERS", "RACES", "is_utkface", "read_utkface", "parse_name"]
+__all__ = ["FORMAT", "DEFAULT_TARGET", "GENDERS", "RACES", "LABEL_ORDERS", "is_utkface", "read_utkface", "parse_name"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,8 @@ FORMAT = "utkface"
 DEFAULT_TARGET = "gender"
 GENDERS = {"0": "male", "1": "female"}
 RACES = {"0": "white", "1": "black", "2": "asian", "3": "indian", "4": "others"}
+LABEL_ORDERS = {"gender": list(GENDERS.values()), "race": list(RACES.values())}
+"""The codes' order of each coded column: as a label, gender 0 male = class 0 (a model trained on the codes)."""
 _NAME = re.compile(r"(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(?:\.chip\.jpg)?", re.IGNORECASE)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -65,4 +67,4 @@ def read_utkface(path: Path) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
         raise ProbeError(f"{path} has no image named {{age}}_{{gender}}_{{race}}_{{stamp}}.jpg; rename them or write a manifest.csv")
     cols = ("path", "age", "gender", "race")
     table = pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in cols})
-    return path, table, {"n_unparsed": len(unparsed), "unparsed": unparsed}
+    return path, table, {"n_unparsed": len(unparsed), "unparsed": unparsed, "label_orders": LABEL_ORDERS}

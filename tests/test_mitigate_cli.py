@@ -126,3 +126,63 @@ def test_debiasing_on_training_data_with_one_group_is_refused_in_one_line(tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "one race group only (black)" in err and "--bias" in err
     assert not (tmp_path / "out" / "model").exists()
+
+
+def _reversed_clean_cnn(tmp_path, *, declare: bool):
+    """The clean CNN with its two outputs swapped (output 0 = smiling), as a state_dict and a spec that
+    declares that order (``declare``) or leaves it to the auditor's alphabetical assumption."""
+    import yaml
+    from safetensors.torch import save_file
+
+    weights = load_model(str(SAMPLE_MODELS["clean_cnn"])).module.inner.state_dict()
+    for key in ("19.weight", "19.bias"):
+        weights[key] = weights[key].flip(0).contiguous()
+    save_file(weights, str(tmp_path / "reversed.safetensors"))
+    spec = yaml.safe_load((SAMPLE_MODELS["clean_cnn"]).read_text())
+    spec.update(name="reversed_cnn", model="reversed.safetensors")
+    spec.pop("positive_class")
+    if declare:
+        spec["classes"] = ["smiling", "not_smiling"]
+    else:
+        spec.pop("classes")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path / "model.yaml"
+
+
+def test_a_declared_order_unlike_the_alphabetical_one_is_trained_and_written_as_declared(tmp_path, one_thread):
+    spec = _reversed_clean_cnn(tmp_path, declare=True)
+    out = tmp_path / "out"
+    code = main(["mitigate", "adversarial-training", "--model", str(spec), *TINY, "--steps", "2",
+                 "--out", str(out)])
+    assert code in (0, 1)
+    assert load_model(str(out / "model" / "model.yaml")).class_names == ["smiling", "not_smiling"]
+    audit = tmp_path / "audit"
+    assert main(["audit", str(out / "model" / "model.yaml"), "--probe", "synth:faces:n=96", "--checks", "group_metrics",
+                 "--param", "group_metrics.n_boot=0", "--format", "json", "--out", str(audit)]) in (0, 1)
+    results = json.loads((audit / "results.json").read_text())
+    accuracy = results["checks"]["group_metrics"]["metrics"]["overall"]["accuracy"]["value"]
+    assert accuracy > 0.85  # trained and audited in the declared order: one minus this would be < 0.15
+    assert results["model"]["assumptions"]["classes"]["evidence"]["verdict"] == "verified"
+    after = json.loads((out / "after" / "results.json").read_text())
+    assert after["checks"]["group_metrics"]["metrics"]["overall"]["accuracy"]["value"] > 0.85
+
+
+def test_the_trainer_labels_its_data_in_the_models_declared_order(tmp_path):
+    from auditor.mitigate.run import MitigateConfig, _model_and_data
+
+    spec = _reversed_clean_cnn(tmp_path, declare=True)
+    loaded, data = _model_and_data(MitigateConfig(method="adversarial-training", model=str(spec),
+                                                  train="synth:faces:n=64,seed=1"), torch.device("cpu"))
+    truth = load_model(str(SAMPLE_MODELS["clean_cnn"]))
+    with torch.no_grad():
+        smiling = truth.module(data.images).argmax(dim=1) == 1  # the original model, in its own order
+    assert loaded.class_names == ["smiling", "not_smiling"]
+    assert ((data.labels == 0) == smiling).float().mean() > 0.85  # label 0 now means smiling, as declared
+
+
+def test_mitigate_stops_on_a_model_whose_undeclared_order_is_the_reverse(tmp_path, capsys):
+    spec = _reversed_clean_cnn(tmp_path, declare=False)
+    code = main(["mitigate", "adversarial-training", "--model", str(spec), *TINY, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pass --classes smiling,not_smiling" in err
+    assert not (tmp_path / "out" / "model").exists()

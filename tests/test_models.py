@@ -287,7 +287,7 @@ def test_non_finite_output_is_caught(tmp_path, x):
 
 def test_wrong_input_size_is_caught_with_the_size_to_pass(tmp_path, tiny):
     model = load_model(str(script(tiny, tmp_path / "m.pt")))
-    hint = r"failed on a batch of 2x3x32x32.*runs at 16x16; pass a model spec with input_size: \[16, 16\]"
+    hint = r"failed on a batch of 2x3x32x32.*runs at 16x16; pass --input-size 16"
     with pytest.raises(ModelLoadError, match=hint) as info:
         check_model_output(model, torch.rand(2, 3, 32, 32))
     assert "\n" not in str(info.value)
@@ -326,5 +326,28 @@ def test_auto_device_is_cuda_when_available_else_cpu():
 def test_loaded_model_is_a_dataclass_with_the_documented_fields():
     assert list(LoadedModel.__dataclass_fields__) == [
         "module", "source", "form", "sha256", "input_size", "num_classes", "class_names",
-        "positive_class", "mean", "std", "details",
+        "positive_class", "mean", "std", "details", "declared_by",
     ]
+
+
+def test_safetensors_metadata_declares_what_the_file_means_and_a_flag_beats_it(tmp_path, caplog):
+    from auditor.model_declared import Declared
+
+    meta = {"classes": json.dumps(["male", "female"]), "mean": "0.485,0.456,0.406", "std": "[0.229, 0.224, 0.225]",
+            "input_size": "224"}
+    save_file(torchvision.models.resnet18(num_classes=2).state_dict(), str(tmp_path / "w.safetensors"), metadata=meta)
+    loaded = load_model("torchvision:resnet18", weights=str(tmp_path / "w.safetensors"))
+    assert loaded.class_names == ["male", "female"] and loaded.input_size == (224, 224)
+    assert loaded.mean == pytest.approx((0.485, 0.456, 0.406)) and loaded.std == pytest.approx((0.229, 0.224, 0.225))
+    assert loaded.declared_by == {"classes": "weights", "mean": "weights", "std": "weights", "input_size": "weights"}
+    flagged = load_model("torchvision:resnet18", weights=str(tmp_path / "w.safetensors"),
+                         declared=Declared(classes=("female", "male")))
+    assert flagged.class_names == ["female", "male"] and flagged.declared_by["classes"] == "flag"
+    assert any("overrides" in r.getMessage() and "weights' metadata" in r.getMessage() for r in caplog.records)
+
+
+def test_unreadable_safetensors_metadata_is_refused_naming_the_file(tmp_path):
+    save_file(torchvision.models.resnet18(num_classes=2).state_dict(), str(tmp_path / "w.safetensors"),
+              metadata={"mean": "0.4,0.4"})
+    with pytest.raises(ModelLoadError, match=r"w.safetensors: its safetensors metadata .*'--mean'"):
+        load_model("torchvision:resnet18", weights=str(tmp_path / "w.safetensors"))

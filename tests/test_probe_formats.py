@@ -245,12 +245,37 @@ def test_utkface_codes_map_to_names(tmp_path):
     assert (row["gender"], row["race"], row["age"]) == ("male", "black", "60+")
 
 
-def test_utkface_default_target_is_gender(tmp_path):
+def test_utkface_default_target_is_gender_in_the_codes_order(tmp_path):
     probe = open_probe(str(utk_folder(tmp_path)))
     assert probe.target == "gender"
-    assert probe.classes == ["female", "male"]
-    assert dict(zip(rows_of(probe, "path"), rows_of(probe, "label")))["34_1_2_20170116174525125.jpg.chip.jpg"] == 0
+    assert probe.classes == ["male", "female"]  # code 0 male, 1 female: a model trained on the codes has output 0 = male
+    assert probe.meta["class_order"] == "codes"
+    assert dict(zip(rows_of(probe, "path"), rows_of(probe, "label")))["34_1_2_20170116174525125.jpg.chip.jpg"] == 1
     assert probe.attributes == ["age", "race"]
+
+
+def test_utkface_race_as_target_keeps_all_five_codes_in_order(tmp_path):
+    probe = open_probe(str(utk_folder(tmp_path)), target="race")
+    assert probe.classes == ["white", "black", "asian", "indian", "others"]
+
+
+def test_utkface_labels_follow_the_model_classes_when_declared(tmp_path):
+    probe = open_probe(str(utk_folder(tmp_path)), class_names=["female", "male"])
+    assert probe.meta["class_order"] == "model"
+    assert dict(zip(rows_of(probe, "path"), rows_of(probe, "label")))["34_1_2_20170116174525125.jpg.chip.jpg"] == 0
+
+
+def test_celeba_minus_one_is_code_zero(tmp_path):
+    probe = open_probe(str(celeba_probe(tmp_path, CELEBA_NAMES, CELEBA_ROWS)), target="male", sensitive=["young"])
+    assert probe.classes == ["female", "male"] and probe.meta["class_order"] == "codes"
+    smiling = open_probe(str(celeba_probe(tmp_path, CELEBA_NAMES, CELEBA_ROWS)))
+    assert smiling.classes == ["no", "yes"] and smiling.meta["class_order"] == "codes"
+
+
+def test_plain_string_labels_have_no_canonical_order(tmp_path):
+    probe = open_probe(str(fairface_folder(tmp_path)))
+    assert probe.meta["class_order"] == "sorted"
+    assert probe.classes == sorted(probe.classes)
 
 
 def test_utkface_unparsable_names_are_skipped_and_counted(tmp_path):

@@ -25,7 +25,7 @@ from auditor.checks.attack_groups import robust_accuracy_by_group
 from auditor.attacks.transfer import transfer_attack
 from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
 from auditor.checks import bootstrap as boot
-from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows
 from auditor.errors import UsageError
@@ -40,6 +40,7 @@ BUDGETS: dict[str, dict[str, int]] = {
     "thorough": {"n_images": 512, "steps": 40, "restarts": 3, "n_blackbox": 64, "max_queries": 2000, "pool": 2048, "epochs": 10},
 }
 N_DIAGNOSE = 32  # images for the gradient and determinism diagnostics
+MIN_EPS_TOL = 1 / 255  # `minimal_eps`'s default L-inf tolerance, which the check uses
 N_BOOT = 1000
 
 
@@ -80,13 +81,48 @@ class Attacks(Check):
     overall_metric_names = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_minimal_eps", "reliable",
                             "n_masking_flags")
 
-    def run(self, ctx: CheckContext) -> CheckResult:
-        start = time.perf_counter()
+    def _sizes(self, budget: str) -> dict[str, int]:
+        """The budget's sizes, each overridden by its parameter when that is set (not 0)."""
+        return {k: self.config.get(k) or v for k, v in BUDGETS.get(budget, BUDGETS["standard"]).items()}
+
+    def _grids(self) -> tuple[dict[str, list[float]], float]:
+        """The eps grids (the L-inf one with the reference eps added) and the reference eps."""
         cfg = self.config
-        size = {k: cfg.get(k) or v for k, v in BUDGETS.get(ctx.budget, BUDGETS["standard"]).items()}
         grids = {"linf": parse_eps(cfg["eps_linf"], "linf", "eps_linf"), "l2": parse_eps(cfg["eps_l2"], "l2", "eps_l2")}
         ref = parse_eps(cfg["reference_eps"], "linf", "reference_eps")[0]
         grids["linf"] = sorted(set(grids["linf"]) | {ref})
+        return grids, ref
+
+    def plan(self, ctx: PlanContext | CheckContext) -> PassPlan:
+        """Upper bounds: every attacked image assumed classified correctly (a wrong one is not attacked),
+        every bisection round run on all of them, each query attack spending its whole budget (Square
+        stops at the first success, so it usually spends far less)."""
+        size, (grids, _) = self._sizes(ctx.budget), self._grids()
+        n = min(size["n_images"], ctx.n_rows)
+        steps, restarts = size["steps"], size["restarts"]
+        nd = min(N_DIAGNOSE, n)
+        f, b = 3 * nd, nd  # gradient health (forward + backward), determinism (2 forwards)
+        for eps in grids.values():
+            f += 2 * (1 + n) + len(eps) * n * (2 + restarts * (steps + 1))  # fgsm and pgd curves, each with a clean pass
+            b += len(eps) * n * (1 + restarts * steps)
+        eps_max = min(1.0, 2 * grids["linf"][-1])
+        rounds = 1 + max(0, math.ceil(math.log2(eps_max / MIN_EPS_TOL)))
+        f += 1 + n + rounds * n * (steps + 1)
+        b += rounds * n * steps
+        for m in (min(N_DIAGNOSE, n), min(gallery_.N_SHOWN, n)):  # the unbounded attack; the gallery's
+            f += 1 + m * (steps + 2)
+            b += m * steps
+        if self.config["blackbox"]:
+            nb = min(size["n_blackbox"], n)
+            pool = min(size["pool"], ctx.n_rows - n)
+            f += 2 * nb * size["max_queries"] + (pool + 2 * nb if pool >= 8 else 0)
+        return PassPlan(f, b, "upper bound: attacks stop early on images already fooled or misclassified")
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        start = time.perf_counter()
+        cfg = self.config
+        size = self._sizes(ctx.budget)
+        grids, ref = self._grids()
         pred = ctx.predictions
         rows = random_rows(len(pred), size["n_images"], ctx.seed, "attacks")
         x, rows = load_rows(ctx, rows)
@@ -122,8 +158,8 @@ class Attacks(Check):
                     overall["settings"].append(c.settings)
             correct_ref = curves["linf"]["pgd"][grids["linf"].index(ref)]
             ctx.report(f"{self.name}: minimal eps", 0, 1)
-            me = minimal_eps(model, x, y, norm="linf", eps_max=min(1.0, 2 * grids["linf"][-1]), steps=size["steps"],
-                             seed=ctx.seed, batch_size=bs, cancel=ctx.cancel)
+            me = minimal_eps(model, x, y, norm="linf", eps_max=min(1.0, 2 * grids["linf"][-1]), tol=MIN_EPS_TOL,
+                             steps=size["steps"], seed=ctx.seed, batch_size=bs, cancel=ctx.cancel)
             result.forward_passes += me.forward_passes
             result.backward_passes += me.backward_passes
             overall["settings"].append(me.settings)
@@ -161,6 +197,8 @@ class Attacks(Check):
             fooled = np.flatnonzero(clean & ~correct_ref)[: gallery_.N_SHOWN]
             if len(fooled):
                 adv = pgd(model, x[fooled], y[fooled], ref, norm="linf", steps=size["steps"], seed=ctx.seed, batch_size=bs)
+                result.forward_passes += adv.forward_passes
+                result.backward_passes += adv.backward_passes
                 try:
                     result.figures["gallery"] = gallery_.gallery(model, x[fooled], adv.x_adv, ref, ctx.classes, _eps_text(ref))
                 except ImportError as exc:  # matplotlib missing: the tables carry the numbers

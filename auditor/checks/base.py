@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from auditor.models import LoadedModel
     from probes.base import Probe
 
-__all__ = ["Param", "Check", "CheckContext", "CheckResult", "Predictions", "ProgressFn"]
+__all__ = ["Param", "Check", "CheckContext", "CheckResult", "PassPlan", "PlanContext", "Predictions", "ProgressFn"]
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called between batches; the CLI draws a bar per stage."""
@@ -101,12 +101,51 @@ class CheckContext:
     progress: ProgressFn | None = None
     cancel: Callable[[], bool] | None = None
 
+    @property
+    def n_rows(self) -> int:
+        """Rows the check may draw its samples from (the readable probe images)."""
+        return len(self.predictions)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
     def report(self, stage: str, done: int, total: int) -> None:
         """Report progress and honour cancellation (call between batches)."""
         if self.cancel is not None and self.cancel():
             raise AuditCancelled(f"audit cancelled during {stage}")
         if self.progress is not None:
             self.progress(stage, done, total)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a check's `Check.plan` reads, known before the predictions exist (the plan comes first).
+
+    `CheckContext` has the same attributes, so a plan can also be made from the context ``run`` gets.
+    """
+
+    model: "LoadedModel | None"
+    n_rows: int
+    n_classes: int
+    input_size: tuple[int, int]
+    budget: str
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """Images a check will send through the model: ``forward`` passes, of which ``backward`` also
+    go backward to the input (an attack step is 1 forward and 1 backward). ``note`` says where the
+    actual count can differ (early stopping, data-dependent choices)."""
+
+    forward: int = 0
+    backward: int = 0
+    note: str = ""
+
+    def __add__(self, other: "PassPlan") -> "PassPlan":
+        note = "; ".join(n for n in (self.note, other.note) if n)
+        return PassPlan(self.forward + other.forward, self.backward + other.backward, note)
 
 
 @dataclass
@@ -166,3 +205,8 @@ class Check:
 
     def run(self, ctx: CheckContext) -> CheckResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def plan(self, ctx: "PlanContext | CheckContext") -> PassPlan:
+        """The passes ``run`` will make at ``ctx.budget`` with these parameters (a check that sends no
+        image through the model keeps this default)."""
+        return PassPlan(note="no model passes")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from auditor.checks import bootstrap as boot
-from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows, subject_masks
 from auditor.checks.significance import adjust_pvalues, permutation_pvalue
@@ -81,7 +81,8 @@ class Explanations(Check):
                                 "64, 256, 1536; at least n_images)", low=0, high=1_000_000),
         "n_sanity": Param(int, 0, "images for the randomisation sanity check (0: by --budget: 8, 12, 64)", low=0, high=10_000),
         "methods": Param(str, "all", f"'all' or a comma-separated subset of {', '.join(ALL_METHODS)}"),
-        "layer": Param(str, "", "the layer Grad-CAM explains, by module name (empty: the last convolutional layer)"),
+        "layer": Param(str, "", "the layer Grad-CAM explains, by module name: a convolution, or a vision transformer's "
+                       "layer whose output is a grid of tokens (empty: the last convolutional layer)"),
         "ig_steps": Param(int, 0, "Integrated Gradients path steps (0: by --budget: 16, 24, 64)", low=0, high=10_000),
         "nt_samples": Param(int, 0, "SmoothGrad noisy samples per image (0: by --budget: 8, 12, 32)", low=0, high=10_000),
         "nt_stdev": Param(float, 0.15, "SmoothGrad noise level, in [0, 1] pixel units", low=0.0, high=1.0),
@@ -105,19 +106,58 @@ class Explanations(Check):
     overall_metric_names = ("n_images", "faithful_methods", "methods_failing_sanity", "best_deletion_auc",
                             "first_layer_smoothness")
 
+    def _sizes(self, budget: str) -> dict[str, int]:
+        """The budget's sizes, each overridden by its parameter when that is set (not 0)."""
+        return {k: self.config.get(k) or v for k, v in BUDGETS.get(budget, BUDGETS["standard"]).items()}
+
+    def _settings(self, size: dict[str, int], hw: tuple[int, int], batch_size: int, seed: int) -> attr.Settings:
+        cfg = self.config
+        window = cfg["occlusion_window"] or max(1, min(hw) // 8)
+        return attr.Settings(ig_steps=size["ig_steps"], nt_samples=size["nt_samples"], nt_stdev=cfg["nt_stdev"],
+                             occlusion_window=window,
+                             occlusion_stride=cfg["occlusion_stride"] or max(1, window // size["occlusion_overlap"]),
+                             batch_size=batch_size, seed=seed)
+
+    def plan(self, ctx: PlanContext | CheckContext) -> PassPlan:
+        """Every method on ``n_images``, the curves, the sanity cascade, the class models, and the group
+        sample explained by the reference method, which the results choose: planned as the costliest of
+        the map methods (the perturbation masks, never checked for sanity, are seldom chosen)."""
+        size, methods = self._sizes(ctx.budget), parse_methods(self.config["methods"])
+        hw = (int(ctx.input_size[0]), int(ctx.input_size[1]))
+        s = self._settings(size, hw, ctx.batch_size, 0)
+        n = min(size["n_images"], ctx.n_rows)
+        cost = {m: _passes(m, 1, s, hw, size["mask_steps"]) for m in methods}
+        total = PassPlan(*map(sum, zip(*(_passes(m, n, s, hw, size["mask_steps"]) for m in methods))))
+        curves = 2 * (n * (size["curve_steps"] + 1) + 1)
+        total += PassPlan((1 + len(methods)) * curves)
+        mapped = [m for m in methods if m in attr.METHODS]
+        k = min(size["n_sanity"], n)
+        n_stages = (len(sanity.cascade_stages(ctx.model.module, size["sanity_stages"])) if ctx.model is not None
+                    else size["sanity_stages"])
+        for m in mapped:
+            f, b = _passes(m, k, s, hw, size["mask_steps"])
+            total += PassPlan(n_stages * f, n_stages * b)
+        m_rows = min(size["n_group_images"], ctx.n_rows)
+        extra = min(size["n_group_images"] - n, m_rows - round(m_rows * n / max(1, ctx.n_rows)))
+        if extra > 0 and methods:
+            ref = max(mapped or methods, key=lambda m: sum(cost[m]))
+            f, b = _passes(ref, extra, s, hw, size["mask_steps"])
+            total += PassPlan(f + 2 * (extra * (size["curve_steps"] + 1) + 1), b)
+        c = min(20, ctx.n_classes)
+        total += PassPlan(c * (size["class_model_steps"] + 1), c * size["class_model_steps"])
+        return PassPlan(total.forward, total.backward, "the group sample's method is chosen by the results: "
+                        "planned as the costliest map method")
+
     def run(self, ctx: CheckContext) -> CheckResult:
         start = time.perf_counter()
         cfg = self.config
-        size = {k: cfg.get(k) or v for k, v in BUDGETS.get(ctx.budget, BUDGETS["standard"]).items()}
+        size = self._sizes(ctx.budget)
         methods = parse_methods(cfg["methods"])
         pred = ctx.predictions
         rows = random_rows(len(pred), size["n_images"], ctx.seed, "explanations")
         images, rows = load_rows(ctx, rows)
         n, _, h, w = images.shape
-        window = cfg["occlusion_window"] or max(1, min(h, w) // 8)
-        settings = attr.Settings(ig_steps=size["ig_steps"], nt_samples=size["nt_samples"], nt_stdev=cfg["nt_stdev"],
-                                 occlusion_window=window, occlusion_stride=cfg["occlusion_stride"] or max(1, window // size["occlusion_overlap"]),
-                                 batch_size=ctx.batch_size, seed=ctx.seed)
+        settings = self._settings(size, (h, w), ctx.batch_size, ctx.seed)
         result = CheckResult(params={**cfg, **size, "methods": methods, "n_images": int(n), "input_size": [h, w],
                                      "occlusion_window": settings.occlusion_window,
                                      "occlusion_stride": settings.occlusion_stride, "layer": None})
@@ -402,16 +442,24 @@ _NO_CASCADE = {"perturbation_mask": "a learned mask is an optimisation of the mo
                                     "deletion curves it is scored on; the cascade is run on the map methods"}
 
 
-def _count(result: CheckResult, method: str, n: int, s: attr.Settings, size: tuple[int, ...]) -> None:
-    """Images through the model for ``method`` on ``n`` images (the audit's cost unit)."""
+def _passes(method: str, n: int, s: attr.Settings, size: tuple[int, ...], mask_steps: int) -> tuple[int, int]:
+    """Images through the model (forward, backward) for ``method`` on ``n`` images (the audit's cost unit)."""
+    if method == "perturbation_mask":  # `learn_masks`: its input check, the originals, every step, the final masks
+        return (1 + n + n * (mask_steps + 1), n * mask_steps) if n else (0, 0)
     h, w = size[-2], size[-1]
     win, stride = min(s.occlusion_window, h, w), max(1, s.occlusion_stride)
     windows = ((h - win) // stride + 1) * ((w - win) // stride + 1)
     forward, backward = {"integrated_gradients": (s.ig_steps, s.ig_steps), "saliency": (1, 1),
                          "smoothgrad": (s.nt_samples, s.nt_samples), "grad_cam": (1, 1),
                          "occlusion": (windows + 1, 0)}.get(method, (0, 0))
-    result.forward_passes += n * forward
-    result.backward_passes += n * backward
+    return n * forward, n * backward
+
+
+def _count(result: CheckResult, method: str, n: int, s: attr.Settings, size: tuple[int, ...]) -> None:
+    """Add ``method``'s passes on ``n`` images to ``result``."""
+    forward, backward = _passes(method, n, s, size, 0)
+    result.forward_passes += forward
+    result.backward_passes += backward
 
 
 def _class_name(ctx: CheckContext, k: int) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from auditor.attacks.masking import gradient_health
 from auditor.checks import bootstrap as boot
-from auditor.checks.base import Check, CheckContext, CheckResult, Param
+from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import balanced_rows, load_rows, subject_masks
 from auditor.checks.significance import adjust_pvalues
@@ -59,13 +60,26 @@ class Spurious(Check):
     metric_names = ("n_findings", "n_off_subject_findings", "off_subject_share", "max_consistency", "deletion_score",
                     "not_converged", "n_images")
 
+    def _sizes(self, budget: str) -> tuple[int, int]:
+        """Images and mask steps: the parameters when set (not 0), else the budget's."""
+        return (self.config["n_images"] or BUDGET_IMAGES.get(budget, BUDGET_IMAGES["standard"]),
+                self.config["steps"] or BUDGET_STEPS.get(budget, BUDGET_STEPS["standard"]))
+
+    def plan(self, ctx: PlanContext | CheckContext) -> PassPlan:
+        """The input-gradient probe, the masks, the two deletion curves, and one tested region per class (each tested region costs up to
+        two passes per sampled image; up to `ev.CANDIDATE_LIMIT` per class are tested, as many as the
+        evidence shows)."""
+        n_images, steps = self._sizes(ctx.budget)
+        n = min(n_images, ctx.n_rows)
+        f = 2 + n + n * (steps + 1) + 2 * (n * (DELETION_STEPS + 1) + 1) + 2 * n * ctx.n_classes
+        return PassPlan(f, 1 + n * steps, "the regions tested depend on where the evidence lies: assumed one per class")
+
     def run(self, ctx: CheckContext) -> CheckResult:
         start = time.perf_counter()
         cfg = self.config
         pred = ctx.predictions
-        steps = cfg["steps"] or BUDGET_STEPS.get(ctx.budget, BUDGET_STEPS["standard"])
-        rows = balanced_rows(pred.y_pred, cfg["n_images"] or BUDGET_IMAGES.get(ctx.budget, BUDGET_IMAGES["standard"]),
-                             ctx.seed, "spurious")
+        n_images, steps = self._sizes(ctx.budget)
+        rows = balanced_rows(pred.y_pred, n_images, ctx.seed, "spurious")
         images, rows = load_rows(ctx, rows)
         predicted = pred.y_pred[rows]
         h, w = images.shape[-2:]
@@ -77,9 +91,17 @@ class Spurious(Check):
             return ctx.model.module(x.to(ctx.device))
 
         targets = torch.as_tensor(predicted, dtype=torch.long)
+        # the masks are learned by gradient descent on the input: a model without input gradients (its forward
+        # under no_grad, or an op with no backward, e.g. the fused attention a ViT traced under no_grad keeps)
+        # gets a reason, not a crash
+        health = gradient_health(ctx.model.module, images[:1].to(ctx.device), targets[:1].to(ctx.device), batch_size=1)
+        result.forward_passes += int(health["forward_passes"])
+        result.backward_passes += int(health["backward_passes"])
+        if not health["differentiable"]:
+            return _not_differentiable(result, str(health["reason"]), start)
         masks = learn_masks(ctx.model.module, images.to(ctx.device), targets.to(ctx.device), game="deletion",
                             operator=cfg["operator"], steps=steps, lr=cfg["lr"], seed=ctx.seed, batch_size=min(ctx.batch_size, 32),
-                            progress=lambda _s, d, t: ctx.report(self.name, d, t), cancel=ctx.cancel)
+                            progress=lambda _s, d, t: ctx.report(f"{self.name}: masks", d, t), cancel=ctx.cancel)
         result.forward_passes += int(masks.forward_passes)
         result.backward_passes += int(masks.backward_passes)
         evidence = masks.masks[:, 0].numpy()  # 1 marks evidence: the region whose deletion destroys the prediction
@@ -164,6 +186,20 @@ class Spurious(Check):
                                       steps=DELETION_STEPS, operator=self.config["operator"], batch_size=ctx.batch_size).numpy())
             result.forward_passes += len(images) * (DELETION_STEPS + 1) + 1
         return out[0], out[1]
+
+
+def _not_differentiable(result: CheckResult, why: str, start: float) -> CheckResult:
+    """The check's result for a model without input gradients: every metric None with the reason; findings and
+    candidates None (not measured, unlike an empty list: none found)."""
+    reason = f"the model has no input gradient, which the masks are learned with ({why})"
+    result.metrics["overall"] = {name: {"value": None, "ci": None, "reason": reason} for name in Spurious.metric_names}
+    result.metrics.update({"evidence_maps": {}, "not_predicted": [], "findings": None, "candidates": None,  # None: not measured
+                           "not_differentiable": reason,
+                           "summary": f"Not measured: {reason}. Load the model in a form that keeps its gradients (a state_dict "
+                                      "with its architecture, or a TorchScript/export saved outside torch.no_grad)."})
+    result.params["n_images"] = 0
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:

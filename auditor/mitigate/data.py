@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor
 
 from auditor.errors import UsageError
-from probes import make_loader, open_probe
+from probes import Probe, make_loader, open_probe
 
 __all__ = ["MitigateParameterError", "TrainingData", "from_probe"]
 
@@ -122,9 +123,13 @@ def _bias_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return present, codes, names
 
 
-def from_probe(source: str, input_size: tuple[int, int], *, target: str | None = None, bias: str | None = None,
-               limit: int | None = None) -> TrainingData:
-    """Read a probe (any format `probes.open_probe` reads, incl. ``"synth:faces:n=..."``) as training data.
+def from_probe(source: str | Probe, input_size: tuple[int, int], *, target: str | None = None, bias: str | None = None,
+               limit: int | None = None, class_names: Sequence[str] | None = None) -> TrainingData:
+    """Read a probe (any format `probes.open_probe` reads, incl. ``"synth:faces:n=..."``, or one already open)
+    as training data.
+
+    Labels are coded in ``class_names``' order (the model's declared classes) when given, else in the
+    probe's own order (a coded format's codes, else its label names sorted), exactly as the audit codes them.
 
     Images come through `probes.make_loader` at ``input_size`` (H, W), as the checks see them.
     ``target`` picks the label column (the probe format's default otherwise); ``bias`` names an
@@ -136,7 +141,11 @@ def from_probe(source: str, input_size: tuple[int, int], *, target: str | None =
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size)):
         raise MitigateParameterError(f"input_size must be two positive ints (H, W), e.g. (64, 64); got {input_size!r}")
-    probe = open_probe(source, target=target, sensitive=bias)
+    if isinstance(source, Probe):  # opened by the caller, with sensitive=bias when a bias is wanted
+        probe = source
+    else:
+        probe = open_probe(source, target=target, sensitive=bias, class_names=class_names)
+    source = probe.source
     rows = np.arange(len(probe) if limit is None else min(limit, len(probe)))
     codes: np.ndarray | None = None
     names: list[str] = []

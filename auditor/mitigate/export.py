@@ -8,6 +8,8 @@ refused with the fix, because their weights cannot be re-attached to an architec
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,8 @@ def save_mitigated(loaded: Any, out_dir: str | Path, *, name: str, description: 
     if loaded.positive_class is not None:
         spec["positive_class"] = int(loaded.positive_class)
     spec["description"] = description
-    atomic_write_bytes(weights, safetensors_bytes(state))
+    # the weights carry what the spec declares too, so the file alone still says what its outputs mean
+    metadata = {k: json.dumps(spec[k]) for k in ("classes", "mean", "std", "input_size") if k in spec}
+    atomic_write_bytes(weights, safetensors_bytes(state, metadata=metadata or None))
     atomic_write_text(spec_path, yaml.safe_dump(spec, sort_keys=False))
     return spec_path

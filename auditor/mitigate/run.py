@@ -33,6 +33,11 @@ class MitigateConfig:
     arch: str | None = None
     weights: str | None = None
     num_classes: int | None = None
+    classes: Sequence[str] | None = None
+    positive_class: str | int | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    input_size: int | Sequence[int] | None = None
     trust_pickle: bool = False
     target: str | None = None
     bias: str = "race"
@@ -142,16 +147,59 @@ def _objective(cfg: MitigateConfig, module: Any, train: Any, val: Any, device: A
     return Distillation(teacher, temperature=cfg.temperature, alpha=cfg.alpha)
 
 
+def _model_and_data(cfg: MitigateConfig, device: Any) -> tuple[Any, Any]:
+    """The model to train and its training data, with the class order, preprocessing and input size verified
+    as the audit verifies them: the training labels are coded in the model's declared class order, and a model
+    whose undeclared order or preprocessing the training data contradict is refused (exit 2) naming the flag.
+    The model leaves with its classes set, so the written spec says what its outputs mean."""
+    import numpy as np
+    import torch
+
+    from auditor.api import declared_from, resolve_classes
+    from auditor.mitigate.data import from_probe
+    from auditor.mitigate.export import require_trainable
+    from auditor.models import check_model_output, load_model
+    from auditor.preflight import verify_classes, verify_preprocessing
+    from probes import make_loader, open_probe
+    from probes.loader import probe_image_size
+
+    loaded = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
+                        trust_pickle=cfg.trust_pickle, device=device, declared=declared_from(cfg))
+    require_trainable(loaded)
+    bias = cfg.bias if cfg.method == "adversarial-debiasing" else None
+    probe = open_probe(cfg.train, target=cfg.target, sensitive=bias, class_names=loaded.class_names)
+    if loaded.input_size is None:  # as the audit does: the probe's image size; the written spec records it
+        loaded.input_size = probe_image_size(open_probe(cfg.probe, target=cfg.target))
+        log.info("%s does not say its input size; training at the probe's %dx%d", cfg.model, *loaded.input_size)
+    size = tuple(loaded.input_size)
+    first = next((b for b in make_loader(probe, size, batch_size=min(4, len(probe))) if len(b)), None)
+    if first is None:
+        raise UsageError(f"no image of the training probe {cfg.train} can be read; check its image files")
+    width = check_model_output(loaded, first.images.to(device))
+    classes = resolve_classes(loaded, probe, width)
+    verify_preprocessing(loaded, probe, size, width, device, seed=cfg.seed, batch_size=cfg.batch_size)
+    data = from_probe(probe, size, bias=bias)
+    with torch.no_grad():
+        pred = np.concatenate([loaded.module(data.images[i:i + cfg.batch_size].to(device)).argmax(dim=1).cpu().numpy()
+                               for i in range(0, len(data), cfg.batch_size)])
+    verify_classes(loaded, probe, data.labels.numpy(), pred, classes, width)
+    loaded.class_names = classes
+    if isinstance(loaded.positive_class, str):
+        if loaded.positive_class not in classes:
+            raise UsageError(f"the positive class {loaded.positive_class!r} is not among the classes {','.join(classes)}; "
+                             "fix --positive-class")
+        loaded.positive_class = classes.index(loaded.positive_class)
+    return loaded, data
+
+
 def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> MitigateOutcome:
     """Train, write, audit before and after, compare; the exit code is the mitigated model's audit's."""
     from auditor.api import AuditConfig, run_audit
     from auditor.compare import compare_results, write_comparison
     from auditor.devices import resolve_device
-    from auditor.mitigate.data import from_probe
-    from auditor.mitigate.export import require_trainable, save_mitigated
+    from auditor.mitigate.export import save_mitigated
     from auditor.mitigate.loop import fit
-    from auditor.models import load_model
 
     _validate(cfg)
     out = Path(cfg.out_dir)
@@ -159,17 +207,7 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
         raise UsageError(f"{out / 'model' / 'model.yaml'} exists; pass --force to overwrite it, --resume to continue, "
                          "or choose another --out")
     device = resolve_device(cfg.device)
-    loaded = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
-                        trust_pickle=cfg.trust_pickle, device=device)
-    require_trainable(loaded)
-    if loaded.input_size is None:  # as the audit does: the probe's image size; the written spec records it
-        from probes import open_probe
-        from probes.loader import probe_image_size
-
-        loaded.input_size = probe_image_size(open_probe(cfg.probe, target=cfg.target))
-        log.info("%s does not say its input size; training at the probe's %dx%d", cfg.model, *loaded.input_size)
-    data = from_probe(cfg.train, tuple(loaded.input_size), target=cfg.target,
-                      bias=cfg.bias if cfg.method == "adversarial-debiasing" else None)
+    loaded, data = _model_and_data(cfg, device)
     train, val = data.split(cfg.val_share, cfg.seed)
     checkpoints = out / "checkpoints"
     fit_kw: dict[str, Any] = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device,
@@ -186,8 +224,10 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     spec = save_mitigated(loaded, out / "model", name=name, force=cfg.force or cfg.resume,
                           description=f"{cfg.method} of {cfg.model} ({', '.join(f'{k}={v}' for k, v in settings.items())})")
     audits = {}
+    flags = {k: getattr(cfg, k) for k in ("classes", "positive_class", "mean", "std", "input_size")}
     for side, model in (("before", cfg.model), ("after", str(spec))):
         audit = AuditConfig(model=model, probe=cfg.probe, arch=cfg.arch if side == "before" else None,
+                            **(flags if side == "before" else {}),
                             weights=cfg.weights if side == "before" else None,
                             num_classes=cfg.num_classes if side == "before" else None, trust_pickle=cfg.trust_pickle,
                             target=cfg.target, policy=cfg.policy, checks=cfg.checks, check_params=cfg.check_params,
