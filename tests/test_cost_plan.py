@@ -3,6 +3,8 @@ through the model, the CLI prints the plan, --max-minutes lowers budgets to fit 
 and results.json records planned against actual."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -22,16 +24,11 @@ CHECKS = ("group_metrics", "spurious", "attacks", "explanations")
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, str]:
     out = tmp_path_factory.mktemp("cost") / "out"
-    import contextlib
-    import io
-
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(["audit", str(SAMPLE_MODELS["clean_cnn"]), "--probe", SMALL_PROBE, *SMALL_CHECKS,
                      "--param", "group_metrics.n_boot=50", "--format", "json", "--out", str(out)])
-    results = json.loads((out / "results.json").read_text())
-    print(results["cost"]["seconds"], results["cost"]["planned"])
-    return code, results, err.getvalue()
+    return code, json.loads((out / "results.json").read_text()), err.getvalue()
 
 
 def test_the_cli_prints_the_plan_before_the_work(audited):

@@ -393,8 +393,10 @@ def extract_features(model: nn.Module, objective_or_layer: AdversarialDebiasing 
     if isinstance(objective_or_layer, AdversarialDebiasing):
         grab = objective_or_layer.features
         close = None
-    else:
-        _, tap, _ = _tap(model, objective_or_layer, None)
+    else:  # the default layer is found with a forward of a few images (a ConvNeXt's block Linears or a
+        # transformer's token Linears come after the last convolution too, but do not see N x D features)
+        example = images[:2].to(device) if objective_or_layer is None and len(images) else None
+        _, tap, _ = _tap(model, objective_or_layer, example)
         close = tap
 
         def grab(m: nn.Module, x: Tensor) -> Tensor:
