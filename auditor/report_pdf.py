@@ -11,9 +11,12 @@ the auditor) says what to install.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from auditor.atomic import atomic_write_bytes
 from auditor.errors import BadInputError
@@ -80,6 +83,27 @@ def _fetcher(weasyprint: Any, refused: list[str]) -> Any:
     return fetch
 
 
+@contextlib.contextmanager
+def _source_date_epoch(results: dict[str, Any] | None) -> Iterator[None]:
+    """Pin the timestamps the font subsetter writes (fontTools stamps each subset font's ``head`` table with
+    the current time unless ``SOURCE_DATE_EPOCH`` is set) to the audit's ``created`` time, else to 0, so the
+    same results give the same PDF bytes. A ``SOURCE_DATE_EPOCH`` already set is left as it is."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    epoch = 0
+    try:
+        created = str((results or {}).get("created") or "")
+        epoch = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) if created else 0
+    except ValueError:
+        pass
+    os.environ["SOURCE_DATE_EPOCH"] = str(max(epoch, 0))
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
 def render_pdf(results: dict[str, Any] | None = None, *, html: str | None = None) -> bytes:
     """The PDF bytes of the report for ``results`` (or of an already rendered report ``html``)."""
     weasyprint = _weasyprint()
@@ -90,7 +114,8 @@ def render_pdf(results: dict[str, Any] | None = None, *, html: str | None = None
     refused: list[str] = []
     document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=_fetcher(weasyprint, refused),
                                media_type="print")
-    data = document.write_pdf()
+    with _source_date_epoch(results):
+        data = document.write_pdf()
     for url in refused:
         log.warning("PDF report: refused to fetch %s (only inline data: URIs are embedded)", url[:120])
     return bytes(data)
