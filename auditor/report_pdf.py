@@ -44,7 +44,18 @@ class PdfUnavailableError(BadInputError):
     """PDF output was asked for but weasyprint or its system libraries cannot be loaded (exit 2)."""
 
 
+class _NoSubsetterNotice(logging.Filter):
+    """Drop weasyprint's per-font "Using fontTools instead of HarfBuzz-Subset" notice: a packaging note for
+    whoever installs weasyprint (the PDF is the same), repeated for every font of every report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "instead of HarfBuzz-Subset" not in record.getMessage()
+
+
 def _weasyprint() -> Any:
+    logger = logging.getLogger("weasyprint")
+    if not any(isinstance(f, _NoSubsetterNotice) for f in logger.filters):
+        logger.addFilter(_NoSubsetterNotice())
     try:
         import weasyprint
     except ImportError as exc:

@@ -148,3 +148,14 @@ def test_same_results_give_the_same_pdf_bytes() -> None:
     first = render_pdf(results)
     time.sleep(1.1)  # the font subsetter stamps the current second unless the render pins it
     assert render_pdf(results) == first
+
+
+def test_weasyprints_font_subsetter_notice_is_not_repeated_to_the_user(caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    render_pdf({"schema_version": 1, "created": "2026-01-01T00:00:00Z"})
+    logging.getLogger("weasyprint").warning('Using fontTools instead of HarfBuzz-Subset for font "X".')
+    logging.getLogger("weasyprint").warning("a real weasyprint warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "a real weasyprint warning" in messages and not any("HarfBuzz-Subset" in m for m in messages)
