@@ -29,7 +29,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import binomtest
 
+from auditor.errors import ModelLoadError
 from auditor.model_declared import IMAGENET_MEAN, IMAGENET_STD
+from probes import make_loader
+from probes.base import CLASS_ORDER_SOURCES
 
 __all__ = ["MARGIN", "ALPHA", "SAMPLE", "OrderTest", "verify_class_order", "preprocessing_candidates",
            "sample_rows", "compare_candidates", "classes_flag"]
@@ -258,8 +261,6 @@ def verify_preprocessing(
     on a stratified sample of the probe. Raises `ModelLoadError` (exit 2) naming the flags to pass when an
     alternative is better beyond doubt.
     """
-    from auditor.errors import ModelLoadError
-    from probes import make_loader
 
     by = model.declared_by
     norm_by = by.get("mean") or by.get("std")
@@ -332,8 +333,6 @@ def verify_classes(model: Any, probe: Any, y_true: np.ndarray, y_pred: np.ndarra
     Undeclared: raises `ModelLoadError` (exit 2) naming ``--classes`` when another order is better beyond
     doubt. Declared: a contradiction is logged as a warning and recorded, never acted on.
     """
-    from auditor.errors import ModelLoadError
-    from probes.base import CLASS_ORDER_SOURCES
 
     declared_by = model.declared_by.get("classes")
     order = str(probe.meta.get("class_order", "sorted"))
