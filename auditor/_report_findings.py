@@ -26,6 +26,7 @@ from auditor._report_format import (
 __all__ = [
     "FINDING_RATES",
     "OPS",
+    "UNDECIDED",
     "assumption_rows",
     "clause_brief",
     "clause_requirement",
@@ -34,6 +35,7 @@ __all__ = [
     "failing_clauses",
     "gap_sentence",
     "inconclusive_sentence",
+    "not_run_sentence",
     "p_phrase",
     "scope_label",
     "significant_gaps",
@@ -52,6 +54,10 @@ _DECLARERS = {"flag": "a command-line flag", "spec": "the model spec", "export":
               "weights": "the weights' metadata"}
 MAX_PER_SCOPE = 2
 MAX_THIN_NAMED = 3
+
+
+UNDECIDED = ("borderline", "insufficient_data")
+"""Clause results that leave a blocker undecided (the verdict is then inconclusive)."""
 
 
 def verdict_of(results: dict[str, Any]) -> str:
@@ -92,7 +98,7 @@ def verdict_sentence(results: dict[str, Any]) -> str:
     verdict = verdict_of(results)
     blockers = [c for c in clauses(results) if c.get("severity") == "blocker"]
     failed = [c for c in blockers if c.get("result") == "fail"]
-    undecided = [c for c in blockers if c.get("result") == "insufficient_data"]
+    undecided = [c for c in blockers if c.get("result") in UNDECIDED]
     name = _policy_name(results)
     if verdict == "pass":
         return f"PASS: the model meets every blocking requirement of {name}."
@@ -102,7 +108,19 @@ def verdict_sentence(results: dict[str, Any]) -> str:
         return f"FAIL: the model does not meet {what} of {name}."
     if verdict == "inconclusive":
         n = len(undecided)
+        missing = [short(str(m), 60) for m in as_list(as_dict(results.get("policy")).get("missing_required"))]
+        if missing:
+            return (f"INCONCLUSIVE: {name} requires {_plural(len(missing), 'check')} this run left out "
+                    f"({', '.join(missing)}), so it cannot pass; an inconclusive audit fails the gate unless "
+                    "--allow-inconclusive is given.")
+        if not n and blockers and all(c.get("result") == "not_run" for c in blockers):
+            return (f"INCONCLUSIVE: no blocking requirement of {name} was measured (their checks were not in "
+                    "--checks); an inconclusive audit fails the gate unless --allow-inconclusive is given.")
         what = _plural(n, "blocking requirement") if n else "some blocking requirements"
+        if any(c.get("result") == "borderline" for c in undecided):
+            return (f"INCONCLUSIVE: no blocking requirement of {name} failed, but {what} could not be decided "
+                    "(an interval straddles the threshold, or the probe has too little data); an inconclusive "
+                    "audit fails the gate unless --allow-inconclusive is given.")
         return (f"INCONCLUSIVE: no blocking requirement of {name} failed, but the probe has too little data "
                 f"to decide {what}; an inconclusive audit fails the gate unless --allow-inconclusive is given.")
     if verdict == "none":
@@ -191,8 +209,9 @@ def significant_gaps(results: dict[str, Any], limit: int = MAX_GAPS) -> tuple[li
     """The largest significant max-min gaps (at most `MAX_PER_SCOPE` per scope; attributes first, then
     intersections, at most half of ``limit`` for the intersections when there are both), and how many more.
 
-    When the results carry no significance at all (an older file), the largest gap of each scope is
-    given instead, marked untested.
+    A gap the check marks ``practical: false`` (below its floor, `auditor.checks.significance.PRACTICAL_FLOORS`)
+    is never listed, however small its p-value. When the results carry no significance at all (an older
+    file), the largest gap of each scope is given instead, marked untested.
     """
     metrics = as_dict(_gm(results).get("metrics"))
     tested = any("significant" in as_dict(m) for t in metrics.values() for m in as_dict(t).values())
@@ -205,7 +224,7 @@ def significant_gaps(results: dict[str, Any], limit: int = MAX_GAPS) -> tuple[li
         for rate in FINDING_RATES:
             m = as_dict(table.get(f"{rate}_difference"))
             gap = metric_value(m)
-            if gap is None or gap <= 0 or (tested and m.get("significant") is not True):
+            if gap is None or gap <= 0 or (tested and m.get("significant") is not True) or m.get("practical") is False:
                 continue
             rows.append({"scope": str(scope), "rate": rate, "gap": gap, "entry": m, "tested": tested,
                          "groups": [str(g) for g in as_list(m.get("groups"))[:2]]})
@@ -293,6 +312,18 @@ def _more_images(results: dict[str, Any], c: dict[str, Any]) -> str:
     return ""
 
 
+def not_run_sentence(results: dict[str, Any]) -> str:
+    """Which clauses were not run (their checks were left out of --checks); "" when none."""
+    skipped = [c for c in clauses(results) if c.get("result") == "not_run"]
+    if not skipped:
+        return ""
+    parts = [str(c.get("metric") or "").split(".") for c in skipped]
+    checks = list(dict.fromkeys(short(p[1] if len(p) > 1 else "?", 40) for p in parts))
+    ids = [short(c.get("id") or "?") for c in skipped[:12]] + ([f"{len(skipped) - 12} more"] if len(skipped) > 12 else [])
+    return (f"{_plural(len(skipped), 'clause')} not run, so not counted in the verdict "
+            f"({'check' if len(checks) == 1 else 'checks'} {', '.join(checks)} not in --checks): {', '.join(ids)}.")
+
+
 def inconclusive_sentence(results: dict[str, Any], c: dict[str, Any]) -> str:
     """Why a clause could not be decided, and what would decide it."""
     reason = short(c.get("reason") or "not enough data", 300)
@@ -334,6 +365,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
         out.append(f"{_plural(skipped, 'probe image')} could not be read and {verb} skipped (listed under Reproducibility).")
     for w in as_list(dig(results, "policy", "warnings")):
         out.append(f"Policy warning: {short(w, 400)}")
+    if not_run_sentence(results):
+        out.append(not_run_sentence(results))
     return out
 
 
@@ -342,7 +375,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     results = as_dict(results)
     cl = clauses(results)
     failed = failing_clauses(results)
-    undecided = sorted((c for c in cl if c.get("result") == "insufficient_data"), key=lambda c: c.get("severity") != "blocker")
+    undecided = sorted((c for c in cl if c.get("result") in UNDECIDED), key=lambda c: c.get("severity") != "blocker")
     counts = ""
     if cl:
         by_sev: dict[str, int] = {}
@@ -352,8 +385,14 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         counts = f"{len(failed)} of {_plural(len(cl), 'clause')} failed"
         if by_sev:
             counts += " (" + ", ".join(_plural(n, short(s, 20)) for s, n in sorted(by_sev.items(), key=lambda kv: (kv[0] != "blocker", kv[0]))) + ")"
-        if undecided:
-            counts += f"; {len(undecided)} could not be decided for lack of data"
+        n_border = sum(1 for c in undecided if c.get("result") == "borderline")
+        if n_border:
+            counts += f"; {n_border} borderline (the interval straddles the threshold)"
+        if len(undecided) - n_border:
+            counts += f"; {len(undecided) - n_border} could not be decided for lack of data"
+        n_not_run = sum(1 for c in cl if c.get("result") == "not_run")
+        if n_not_run:
+            counts += f"; {n_not_run} not run"
         counts += "."
     gaps, more = significant_gaps(results)
     return {
@@ -419,4 +458,21 @@ def assumption_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         if entry:
             rows.append({"fact": label, "value": _fact_value(key, entry.get("value")), "how": _fact_how(key, entry),
                          "verdict": str(entry.get("verdict") or "")})
-    return rows
+    return rows + resized_rows(results)
+
+
+def resized_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """One row, when probe images of another size than the input size were resized: how many, from which sizes, how."""
+    probe = as_dict(results.get("probe"))
+    resized = as_dict(probe.get("resized"))
+    n = resized.get("n")
+    if not isinstance(n, int) or n <= 0:
+        return []
+    total, skipped = probe.get("n"), probe.get("n_skipped") or 0
+    read = total - skipped if isinstance(total, int) and isinstance(skipped, int) else None
+    to = as_list(resized.get("to"))
+    sizes = ", ".join(f"{short(k, 20)} ({v})" for k, v in list(as_dict(resized.get("from")).items())[:5])
+    target = f"{to[0]} x {to[1]} px" if len(to) == 2 else "the input size"
+    return [{"fact": "Resized images", "value": f"{n} of {read} probe images" if isinstance(read, int) else f"{n} probe images",
+             "how": f"not {target}: {sizes or 'sizes not recorded'} (W x H); {short(resized.get('method') or 'resized', 80)}",
+             "verdict": "resized"}]

@@ -20,7 +20,9 @@ from auditor._report_findings import (
     clause_requirement,
     clauses,
     failing_clauses,
+    UNDECIDED,
     inconclusive_sentence,
+    not_run_sentence,
     scope_label,
     significant_gaps,
     verdict_of,
@@ -113,13 +115,18 @@ def _regressions(results: dict[str, Any]) -> list[str]:
 
 
 def _undecided(results: dict[str, Any]) -> list[str]:
-    undecided = [c for c in clauses(results) if c.get("result") == "insufficient_data"]
+    undecided = [c for c in clauses(results) if c.get("result") in UNDECIDED]
     undecided.sort(key=lambda c: c.get("severity") != "blocker")
     if not undecided:
         return []
     out = [f"### Could not be decided ({len(undecided)})", ""]
     out += [f"- {md(inconclusive_sentence(results, c), 600)}" for c in undecided[:MAX_ROWS]]
     return _rows(out, len(undecided) - MAX_ROWS, "undecided clauses")
+
+
+def _not_run(results: dict[str, Any]) -> list[str]:
+    text = not_run_sentence(results)
+    return [f"_{md(text, 800)}_", ""] if text else []
 
 
 def _gaps(results: dict[str, Any]) -> list[str]:
@@ -268,7 +275,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if taken:
         out += ["**What the audit took the model to be:** " + "; ".join(
             f"{r['fact'].lower()} {md(r['value'], 120)} ({md(r['how'], 200)})" for r in taken), ""]
-    for part in (_failing, _regressions, _undecided, _gaps, _attribute_table, _spurious, _attacks, _explanations, _errors):
+    for part in (_failing, _regressions, _undecided, _not_run, _gaps, _attribute_table, _spurious, _attacks, _explanations, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:

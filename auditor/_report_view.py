@@ -36,7 +36,7 @@ def _clause_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "kind": "regression" if regression else "threshold",
             "requirement": clause_requirement(c),
             "value": {"value": c.get("value"), "ci": c.get("ci"),
-                      "reason": c.get("reason") if c.get("result") != "pass" else None},
+                      "reason": (c.get("reason") if c.get("result") != "pass" else None) or c.get("note")},
             "result": str(c.get("result") or "unknown").lower(),
             "severity": short(c.get("severity") or "", 20),
             "maps_to": [short(m, 200) for m in (maps if isinstance(maps, list) else [maps] if maps else [])],

@@ -7,6 +7,7 @@ polled between batches; outputs are written atomically.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import random
@@ -27,13 +28,16 @@ from auditor.errors import (
 )
 from auditor.model_declared import Declared
 from auditor.models import LoadedModel, check_model_output, load_model, resolve_device
+from auditor.result import AuditResult
 from auditor.preflight import verify_classes, verify_preprocessing
-from auditor.policy import evaluate_policy, load_baseline, load_policy
+from auditor.outdir import StagedFolder, record_manifest, sha256_file
+from auditor.policy import evaluate_policy, load_baseline, load_policy, required_left_out
 from auditor.results import SCHEMA_VERSION, environment, utc_now, write_results
-from probes import Probe, make_loader, open_probe, probe_image_size
+from auditor.threads import use_threads
+from probes import Probe, ResizeTally, make_loader, open_probe, probe_image_size
 from probes.base import DEFAULT_AGE_BUCKETS
 
-__all__ = ["AuditConfig", "AuditOutcome", "run_audit", "declared_from", "resolve_classes", "BUDGETS", "FORMATS", "render_outputs"]
+__all__ = ["audit", "AuditResult", "AuditConfig", "AuditOutcome", "run_audit", "split_list", "declared_from", "resolve_classes", "BUDGETS", "FORMATS", "render_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +45,34 @@ BUDGETS = ("quick", "standard", "thorough")
 FORMATS = ("json", "html", "pdf", "md", "junit")
 
 
+def split_list(value: str | Sequence[Any] | None, name: str) -> list[str] | None:
+    """A list option given as a list/tuple or a comma string (``"gender,race"``); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    raise UsageError(f"The {name!r} parameter must be a list or a comma-separated string. Got {value!r} instead.")
+
+
+def _floats(value: str | Sequence[Any] | None, name: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    items = split_list(value, name) if isinstance(value, str) else list(value)
+    try:
+        return tuple(float(v) for v in items or ())
+    except (TypeError, ValueError):
+        raise UsageError(f"The {name!r} parameter must be numbers, e.g. 0.485,0.456,0.406. Got {value!r} instead.") from None
+
+
 @dataclass
 class AuditConfig:
-    """Everything one audit needs; mirrors `auditor audit`'s options."""
+    """Everything one audit needs; mirrors `auditor audit`'s options. Paths may be `str` or `Path`, lists
+    may be comma strings, ``model`` may be an in-memory ``nn.Module``."""
 
-    model: str
-    probe: str = "synth:faces"
+    model: str | Path | torch.nn.Module
+    probe: str | Path = "synth:faces"
     arch: str | None = None
     weights: str | None = None
     num_classes: int | None = None
@@ -74,6 +100,28 @@ class AuditConfig:
     num_workers: int = 0
     command: str = ""
     max_minutes: float | None = None
+    force: bool = False
+    """Replace an existing audit folder at ``out_dir`` (whole, never merged); without it an existing one is refused."""
+    threads: int | None = None
+    """CPU threads for torch (None: torch's default)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, torch.nn.Module):
+            self.model = str(self.model)
+        self.probe = str(self.probe)
+        for name in ("arch", "weights", "policy", "baseline"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, str(value))
+        self.classes = split_list(self.classes, "classes")
+        self.sensitive = split_list(self.sensitive, "sensitive")
+        self.checks = split_list(self.checks, "checks")
+        self.formats = split_list(self.formats, "formats") or []
+        self.mean = _floats(self.mean, "mean")
+        self.std = _floats(self.std, "std")
+        if isinstance(self.input_size, str):
+            sizes = _floats(self.input_size, "input_size") or ()
+            self.input_size = int(sizes[0]) if len(sizes) == 1 else tuple(int(v) for v in sizes)
 
 
 @dataclass
@@ -104,6 +152,11 @@ def _validate_config(cfg: AuditConfig) -> list[str]:
     for n in cfg.check_params:
         if n not in names:
             raise UsageError(f"parameters given for check {n!r}, which is not selected; add it to --checks")
+    if cfg.checks:  # a partial run: said now; its verdict is inconclusive (policy.missing_required)
+        left_out = required_left_out(load_policy(cfg.policy), names)
+        if left_out:
+            log.warning("policy %s requires %s, which --checks leaves out: the verdict will be inconclusive (add it, "
+                        "or pass a policy that does not require it)", load_policy(cfg.policy).name, ", ".join(left_out))
     return names
 
 
@@ -125,7 +178,11 @@ def _seed_everything(seed: int) -> None:
 
 
 def resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
-    """Class names for the model's ``width`` outputs, reconciled with the probe's labels."""
+    """Class names for the model's ``width`` outputs, reconciled with the probe's labels.
+
+    A model that names no classes and has another number of outputs than the probe has classes is refused
+    (`ModelLoadError`, exit 2): which outputs the probe's classes are would be a guess, for index labels too
+    (a 10-output model on labels 0/1 may be anything but a model of those two classes)."""
     if model.class_names is not None and len(model.class_names) != width:
         raise ModelLoadError(
             f"{model.source}: the spec names {len(model.class_names)} classes but the model outputs {width}; fix 'classes' in the spec"
@@ -140,7 +197,13 @@ def resolve_classes(model: LoadedModel, probe: Probe, width: int) -> list[str]:
         return list(model.class_names)
     if len(probe.classes) == width:
         return list(probe.classes)
-    return [probe.classes[i] if i < len(probe.classes) else str(i) for i in range(width)]
+    indices = probe.meta.get("class_order") == "indices"
+    raise ModelLoadError(
+        f"{model.source} outputs {width} classes but probe {probe.source} has {len(probe.classes)} "
+        f"({', '.join(probe.classes[:6])}{', ...' if len(probe.classes) > 6 else ''}); pass --classes with {width} "
+        + ("names in output order (the probe's index labels point into them)" if indices else
+           "names in output order (the probe's classes among them)") + ", or audit it on a matching probe"
+    )
 
 
 def declared_from(cfg: Any) -> Declared:
@@ -170,8 +233,10 @@ def _positive_index(model: LoadedModel, classes: list[str], width: int) -> int:
 def _predict(
     model: LoadedModel, probe: Probe, input_size: tuple[int, int], device: torch.device, cfg: AuditConfig,
     report: Callable[[str, int, int], None],
-) -> tuple[Predictions, list[dict[str, Any]]]:
-    """Stream the probe through the model once; unreadable images are skipped and listed."""
+) -> tuple[Predictions, list[dict[str, Any]], dict[str, Any]]:
+    """Stream the probe through the model once; unreadable images are skipped and listed, the images of another size
+    than ``input_size`` counted (`ResizeTally.to_dict`: ``results.json``'s ``probe.resized``)."""
+    tally = ResizeTally(tuple(input_size))  # type: ignore[arg-type]
     idx: list[np.ndarray] = []
     logits: list[np.ndarray] = []
     skipped: list[dict[str, Any]] = []
@@ -187,6 +252,7 @@ def _predict(
                 path = str(probe.table.at[i, "path"]) if "path" in probe.table else ""
                 log.warning("skipping unreadable image %s", err)
                 skipped.append({"index": int(i), "path": path, "error": err})
+            tally.add(batch)
             if len(batch.indices):
                 out = model.module(batch.images.to(device))
                 logits.append(out.detach().double().cpu().numpy())
@@ -201,7 +267,12 @@ def _predict(
         bad = int(index[~np.isfinite(z).all(axis=1)][0])
         raise ModelLoadError(f"{model.source} gave non-finite outputs on probe image {bad}; the model is broken for this input")
     y_true = probe.table["label"].to_numpy()[index].astype(np.int64)
-    return Predictions(index=index, logits=z, y_true=y_true, y_pred=z.argmax(axis=1)), skipped
+    resized = tally.to_dict()
+    if resized["n"]:
+        log.warning("%d of %d probe images are not %dx%d (WxH) and were resized keeping their aspect ratio (centre crop): %s",
+                    resized["n"], len(index), input_size[1], input_size[0],
+                    ", ".join(f"{k} ({v})" for k, v in list(resized["from"].items())[:5]))
+    return Predictions(index=index, logits=z, y_true=y_true, y_pred=z.argmax(axis=1)), skipped, resized
 
 
 def _run_check(name: str, params: dict[str, Any], ctx: CheckContext) -> CheckResult:
@@ -224,9 +295,27 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
 
     ``on_plan(plan)`` gets the cost plan (`auditor.cost`), made before the preflight and the predictions,
     once they have passed and before any check runs; with ``cfg.max_minutes`` the budgets are lowered to
-    fit, or `UsageError` is raised with nothing written."""
+    fit, or `UsageError` is raised with nothing written.
+
+    ``cfg.out_dir`` is written as one whole (`auditor.outdir`): an earlier audit there is refused unless
+    ``cfg.force`` (then replaced whole), a non-empty folder that holds no audit always; the folder is locked
+    from the start, the outputs go to a hidden staging folder beside it, swapped in once all are written."""
+    if cfg.out_dir is None:
+        return _run_audit(cfg, None, progress=progress, cancel=cancel, on_plan=on_plan)
+    _check_writable(Path(cfg.out_dir))
+    with StagedFolder(cfg.out_dir, force=cfg.force) as staged:
+        outcome = _run_audit(cfg, staged.path, progress=progress, cancel=cancel, on_plan=on_plan)
+        staged.commit()
+    outcome.paths = staged.final(outcome.paths)
+    return outcome
+
+
+def _run_audit(cfg: AuditConfig, stage: Path | None, *, progress: ProgressFn | None,
+               cancel: Callable[[], bool] | None, on_plan: Callable[[CostPlan], None] | None) -> AuditOutcome:
+    """`run_audit`'s work; the outputs go to the staging folder ``stage`` (None: nowhere)."""
     t0 = time.perf_counter()
     names = _validate_config(cfg)
+    threads = use_threads(cfg.threads)  # before any work; results.json records the count
     policy = load_policy(cfg.policy)
     baseline = load_baseline(cfg.baseline) if cfg.baseline else None
     params = {n: dict(cfg.check_params.get(n, {})) for n in names}
@@ -275,7 +364,7 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
     seconds["preflight"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    predictions, skipped = _predict(model, probe, input_size, device, cfg, report)
+    predictions, skipped, resized = _predict(model, probe, input_size, device, cfg, report)
     seconds["predict"] = time.perf_counter() - t
     assumptions = {"classes": verify_classes(model, probe, predictions.y_true, predictions.y_pred, classes, width),
                    **assumptions}
@@ -307,11 +396,11 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
         "seed": cfg.seed,
         "budget": cfg.budget,
         "device": str(device),
-        "model": {"source": cfg.model, "name": model.details.get("name") or Path(cfg.model).stem, "form": model.form,
+        "model": {"source": model.source, "name": model.details.get("name") or Path(model.source).stem, "form": model.form,
                   "sha256": model.sha256, "classes": classes, "positive_class": classes[positive] if width == 2 else None,
                   "input_size": list(input_size), "assumptions": assumptions, "details": model.details},
         "probe": {"source": cfg.probe, "format": probe.format, "sha256": probe.sha256(), "n": len(probe),
-                  "n_skipped": len(skipped), "skipped": skipped,
+                  "n_skipped": len(skipped), "skipped": skipped, "resized": resized,
                   "n_unparsed": int(probe.meta.get("n_unparsed", 0)), "unparsed": list(probe.meta.get("unparsed", []))[:50], "target": probe.target, "classes": probe.classes,
                   "attributes": probe.group_counts()},
         "checks": checks,
@@ -322,37 +411,106 @@ def run_audit(cfg: AuditConfig, *, progress: ProgressFn | None = None, cancel: C
                  "planned_seconds": round(cost_plan.seconds, 2), "max_minutes": cfg.max_minutes, "shrunk": cost_plan.shrunk,
                  "actual": {"predict": {"forward": len(predictions), "backward": 0, "seconds": round(seconds["predict"], 4)},
                             **actual}},
-        "environment": environment(),
+        "environment": {**environment(), "threads": threads},
     }
     results["policy"] = evaluate_policy(policy, results, baseline)
     results["policy"]["allow_inconclusive"] = cfg.allow_inconclusive
     results["cost"]["seconds_total"] = round(time.perf_counter() - t0, 4)
     verdict = results["policy"]["verdict"]
     code = EXIT_PASS if verdict == "pass" or (verdict == "inconclusive" and cfg.allow_inconclusive) else EXIT_FAIL
-    paths = render_outputs(results, Path(cfg.out_dir), cfg.formats) if cfg.out_dir is not None else {}
+    paths = _write_outputs(results, stage, cfg.formats) if stage is not None else {}
     return AuditOutcome(results=results, paths=paths, verdict=verdict, exit_code=code)
 
 
-def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
-    """Write results.json first (always), then each requested report format, each atomically.
+def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str], *, force: bool = False) -> dict[str, Path]:
+    """Write an audit folder: results.json (always), each requested report format and manifest.json, all
+    into a staging folder swapped in for ``out_dir`` whole (`auditor.outdir.StagedFolder`; an earlier audit
+    there is refused unless ``force``). On any error, ``out_dir`` is left as it was."""
+    with StagedFolder(out_dir, force=force) as staged:
+        paths = _write_outputs(results, staged.path, formats)
+        staged.commit()
+    return staged.final(paths)
 
-    The PDF comes last (slowest, and the one that needs system libraries): when weasyprint or Pango is
-    missing it raises `auditor.report_pdf.PdfUnavailableError` (exit 2) after every other file is written.
-    """
+
+def _write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """results.json, then each report format, then manifest.json (each atomically) into ``folder``.
+
+    The PDF comes last of the reports (slowest, and the one that needs system libraries): when weasyprint or
+    Pango is missing it raises `auditor.report_pdf.PdfUnavailableError` (exit 2)."""
     from auditor import report
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": write_results(results, out_dir)}
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": write_results(results, folder)}
     html = report.render_html(results) if "html" in formats or "pdf" in formats else None
     if "html" in formats:
-        paths["html"] = report.write_html(results, out_dir, html=html)
+        paths["html"] = report.write_html(results, folder, html=html)
     for fmt in ("md", "junit"):
         if fmt in formats:
-            paths[fmt] = report.write_report(results, out_dir, fmt)
+            paths[fmt] = report.write_report(results, folder, fmt)
     if "pdf" in formats:
         from auditor.report_pdf import write_pdf
 
-        paths["pdf"] = write_pdf(results, out_dir, html=html)
+        paths["pdf"] = write_pdf(results, folder, html=html)
+    record_manifest(folder, [p for k, p in paths.items() if k != "json"], sha256_file(paths["json"]))
     return paths
 
 
+
+
+def _params(params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Check parameters as ``{"group_metrics": {"n_boot": 200}}`` or ``{"group_metrics.n_boot": 200}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in (params or {}).items():
+        if isinstance(value, dict):
+            out.setdefault(str(key), {}).update(value)
+        elif "." in str(key):
+            check, name = str(key).split(".", 1)
+            out.setdefault(check, {})[name] = value
+        else:
+            raise UsageError(f"The 'params' parameter takes {{'CHECK.PARAM': value}} or {{'CHECK': {{'PARAM': value}}}}. "
+                             f"Got key {key!r} instead.")
+    return out
+
+
+def audit(
+    model: str | Path | torch.nn.Module,
+    probe: str | Path = "synth:faces",
+    *,
+    classes: str | Sequence[str] | None = None,
+    positive_class: str | int | None = None,
+    mean: str | Sequence[float] | None = None,
+    std: str | Sequence[float] | None = None,
+    input_size: int | str | Sequence[int] | None = None,
+    checks: str | Sequence[str] | None = None,
+    policy: str | Path | None = None,
+    out: str | Path | None = None,
+    formats: str | Sequence[str] = ("json", "html"),
+    force: bool = False,
+    params: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_plan: Callable[[CostPlan], None] | None = None,
+    **options: Any,
+) -> AuditResult:
+    """Audit ``model`` on ``probe`` against ``policy`` and return an `AuditResult`; the CLI's `audit` calls this.
+
+    ``model``: a file path, ``torchvision:NAME``, a model spec, or an in-memory ``nn.Module`` (audited as a
+    copy, in eval mode; give ``classes`` in output order, and ``mean``/``std``/``input_size`` when it does
+    not normalise its input itself — what is not given is assumed and verified, as on the command line).
+    ``probe``: a folder, CSV or ``synth:faces[:n=N,...]``. Lists may be lists or comma strings. ``out``:
+    write results.json and the reports in ``formats`` there (None: write nothing; call ``.report()``).
+    Further ``options`` are `AuditConfig` fields (``budget``, ``device``, ``seed``, ``sensitive``, ``target``,
+    ``baseline``, ``max_minutes``, ``threads``, ``batch_size`` ...). Raises `auditor.errors.AuditorError`
+    subclasses with a one-line message on bad input.
+    """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(AuditConfig)} | ({"out_dir", "check_params"} & set(options)))
+    if unknown:
+        fields = sorted({f.name for f in dataclasses.fields(AuditConfig)} - {"out_dir", "check_params", "model", "probe"})
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"audit() got an unknown option {unknown[0]!r}{hint}; options: {', '.join(fields)}")
+    cfg = AuditConfig(model=model, probe=probe, classes=classes, positive_class=positive_class, mean=mean, std=std,
+                      input_size=input_size, checks=checks, policy=policy, out_dir=out, formats=formats, force=force,
+                      check_params=_params(params), **options)
+    outcome = run_audit(cfg, progress=progress, cancel=cancel, on_plan=on_plan)
+    return AuditResult(results=outcome.results, exit_code=outcome.exit_code, paths=outcome.paths)

@@ -30,6 +30,7 @@ from auditor.policy_eval import (
     check_problem,
     lookup,
     no_scope_reason,
+    not_run_reason,
     read_metric,
     select_scopes,
 )
@@ -162,6 +163,11 @@ def _judge(r: Regression, e: dict[str, Any], new: dict[str, Any], old: dict[str,
 def _evaluate_one(r: Regression, new: dict[str, Any], old: dict[str, Any], alpha: float) -> list[dict[str, Any]]:
     parts = r.metric.split(".")
     check = parts[1]
+    skipped = not_run_reason(new, check)
+    if skipped:  # left out of --checks in this audit: not_run, like a threshold clause
+        e = _entry(r, r.id, r.metric, None if parts[3] == "*" else parts[3])
+        e.update(result="not_run", reason=skipped)
+        return [e]
     problem = check_problem(new, check, " in this audit") or check_problem(old, check, " in the baseline")
     if parts[3] != "*":
         e = _entry(r, r.id, r.metric, parts[3])
@@ -192,7 +198,7 @@ def evaluate_regressions(
                         "so regression clauses are insufficient_data; re-audit the baseline model on this probe to "
                         "compare like with like")
         for e in entries:
-            if e["result"] in ("pass", "fail"):
+            if e["result"] in ("pass", "fail", "borderline"):
                 e["reason"] = f"baseline made on a different probe (on its own numbers: {e['result']})"
                 e["result"] = "insufficient_data"
     for w in warnings:

@@ -47,6 +47,20 @@ def _print_plan(plan: Any) -> None:
     print(format_plan(plan), file=sys.stderr, flush=True)
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """How a long run reports and uses the machine (audit and mitigate alike)."""
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress and no cost plan on stderr (errors and the summary line still print)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's, usually the cores)")
+
+
+def _reporter(ns: argparse.Namespace) -> Any:
+    """The progress renderer for stderr (`auditor.progress`): bars on a terminal, timed lines elsewhere, none with --quiet."""
+    from auditor.progress import make_reporter
+
+    return make_reporter(quiet=ns.quiet)
+
+
 def _check_params(given: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
     """``--param CHECK.PARAM=VALUE`` options grouped by check."""
     params: dict[str, dict[str, Any]] = {}
@@ -95,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--policy", help="policy YAML file or shipped policy name (default, strict-ci, eu-ai-act-high-risk; default: default)")
     a.add_argument("--baseline", metavar="OLD/results.json",
                    help="results.json of an earlier audit; the policy's regression clauses compare against it")
-    a.add_argument("--checks", type=_csv, help="comma-separated checks to run (default: all; see `auditor checks`)")
+    a.add_argument("--checks", type=_csv, help="comma-separated checks to run (default: all; see `auditor checks`). "
+                   "A partial run gets a verdict on what ran: clauses of the other checks are not_run and do not "
+                   "count (the summary line names them); leaving out a check the policy requires (default: group_metrics) "
+                   "makes the verdict inconclusive")
     a.add_argument("--param", dest="params", action="append", type=_check_param, default=[], metavar="CHECK.PARAM=VALUE",
                    help="set a check parameter, e.g. group_metrics.min_group_size=50 (repeatable)")
     a.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"])
@@ -104,13 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "cost plan needs, or exit 2 with the plan when even quick does not fit")
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", default="audit-report", help="output folder (default audit-report)")
+    a.add_argument("--out", default="audit-report",
+                   help="output folder (default audit-report): written whole, swapped in when the audit ends; "
+                        "an earlier audit there is refused without --force")
+    a.add_argument("--force", action="store_true",
+                   help="replace the earlier audit in --out (whole: its files the new run does not write go too)")
     a.add_argument("--format", type=_csv, default=["json", "html"], help="comma-separated: json,html,pdf,md,junit (default json,html; results.json is always written; "
                         "pdf needs weasyprint and Pango)")
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for reading images")
     a.add_argument("--strict", action="store_true", help="an unreadable probe image is an error (exit 2), not skipped")
     a.add_argument("--allow-inconclusive", action="store_true", help="exit 0 when the verdict is inconclusive")
+    _run_options(a)
 
     m = sub.add_parser("mitigate", help="train a mitigated copy of a model and compare audits before and after")
     m.add_argument("method", choices=["adversarial-debiasing", "adversarial-training", "distillation"])
@@ -154,13 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="mitigated", help="output folder (default mitigated)")
     m.add_argument("--force", action="store_true", help="overwrite an earlier mitigation in --out")
     m.add_argument("--resume", action="store_true", help="continue an interrupted training from --out/checkpoints")
+    _run_options(m)
 
     r = sub.add_parser("report", help="re-render a report from results.json without re-running")
-    r.add_argument("results", help="path to results.json")
+    r.add_argument("results", help="an audit folder, or the path to its results.json")
     r.add_argument("--format", type=_csv, default=["html"],
                    help="comma-separated: html,pdf,md,junit (default html); written as report.html, report.pdf, "
                         "report.md, report.junit.xml")
-    r.add_argument("--out", help="output folder (default: beside results.json)")
+    r.add_argument("--out", help="output folder (default: beside results.json); its manifest.json records what "
+                                 "each report was rendered from")
     r.add_argument("--allow-inconclusive", action="store_true", default=None,
                    help="JUnit: an undecided blocker clause is skipped, not failed (default: as the audit ran)")
 
@@ -189,68 +213,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Bars:
-    """One tqdm bar per stage on stderr (hidden when stderr is not a terminal). A check's own bar counts
-    its images through the model against the cost plan's passes, so it shows the check's ETA."""
-
-    def __init__(self) -> None:
-        self.bars: dict[str, Any] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, disable=None,
-                                          unit_scale=total >= 10_000)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
 def _cmd_audit(ns: argparse.Namespace, argv: Sequence[str]) -> int:
-    from auditor.api import AuditConfig, run_audit
+    from auditor.api import audit
 
-    params = _check_params(ns.params)
-    cfg = AuditConfig(
-        model=ns.model, probe=ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
-        trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
-        policy=ns.policy, baseline=ns.baseline, checks=ns.checks, check_params=params, budget=ns.budget, device=ns.device, seed=ns.seed,
-        out_dir=ns.out, formats=ns.format, strict=ns.strict, allow_inconclusive=ns.allow_inconclusive, max_minutes=ns.max_minutes,
-        batch_size=ns.batch_size, num_workers=ns.workers, command="auditor " + " ".join(argv), **_declared(ns),
-    )
-    bars = _Bars()
+    reporter = _reporter(ns)
+
+    def on_plan(plan: Any) -> None:
+        if reporter is not None:  # --quiet: the plan is information too
+            reporter.units.update({n: "passes" for n, c in plan.checks.items() if c.forward + c.backward})
+            _print_plan(plan)
+
     try:
-        outcome = run_audit(cfg, progress=bars, on_plan=_print_plan)
+        result = audit(
+            ns.model, ns.probe, arch=ns.arch, weights=ns.weights, num_classes=ns.num_classes,
+            trust_pickle=ns.trust_pickle, target=ns.target, sensitive=ns.sensitive, age_buckets=ns.age_buckets,
+            policy=ns.policy, baseline=ns.baseline, checks=ns.checks, params=_check_params(ns.params), budget=ns.budget,
+            device=ns.device, seed=ns.seed, out=ns.out, formats=ns.format, force=ns.force, strict=ns.strict,
+            allow_inconclusive=ns.allow_inconclusive, max_minutes=ns.max_minutes, batch_size=ns.batch_size,
+            num_workers=ns.workers, threads=ns.threads, command="auditor " + " ".join(argv), progress=reporter,
+            on_plan=on_plan, **_declared(ns),
+        )
     finally:
-        bars.close()
-    pol = outcome.results["policy"]
-    failed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"
-              and c.get("kind") != "regression"]
-    regressed = [c["id"] for c in pol["clauses"] if c["result"] == "fail" and c["severity"] == "blocker"
-                 and c.get("kind") == "regression"]
-    missing = [c["id"] for c in pol["clauses"] if c["result"] == "insufficient_data" and c["severity"] == "blocker"]
-    errored = [n for n, c in outcome.results["checks"].items() if c["status"] != "ok"]
-    n_skip = outcome.results["probe"]["n_skipped"]
-    detail = []
-    if failed:
-        detail.append(f"failed: {', '.join(failed)}")
-    if regressed:
-        detail.append(f"regressed against baseline: {', '.join(regressed)}")
-    if missing:
-        detail.append(f"insufficient data: {', '.join(missing)}")
-    if errored:
-        detail.append(f"checks with errors: {', '.join(errored)}")
-    if n_skip:
-        detail.append(f"{n_skip} unreadable images skipped")
-    where = outcome.paths.get("html") or outcome.paths.get("json")
-    print(f"{outcome.verdict.upper()}: policy {pol['name']}" + (f" ({'; '.join(detail)})" if detail else "")
-          + f"; results in {outcome.paths.get('json')}" + (f", report {where}" if where != outcome.paths.get("json") else ""))
-    return outcome.exit_code
+        if reporter is not None:
+            reporter.close()
+    json_path = result.paths.get("json")
+    where = result.paths.get("html") or json_path
+    print(result.summary() + f"; results in {json_path}" + (f", report {where}" if where != json_path else ""))
+    return result.exit_code
 
 
 def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -259,14 +248,15 @@ def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     params = _check_params(ns.params)
     keys = ("model", "train", "val_share", "arch", "weights", "num_classes", "trust_pickle", "target", "bias", "strength",
             "debias_mode", "schedule", "layer", "eps", "steps", "norm", "trades_beta", "temperature", "alpha", "epochs", "batch_size", "lr",
-            "patience", "keep", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume")
+            "patience", "keep", "seed", "device", "probe", "policy", "checks", "budget", "force", "resume", "threads")
     cfg = MitigateConfig(method=ns.method, **{k: getattr(ns, k) for k in keys}, check_params=params, formats=ns.format,
                          out_dir=ns.out, command="auditor " + " ".join(argv), **_declared(ns))
-    bars = _Bars()
+    reporter = _reporter(ns)
     try:
-        outcome = run_mitigation(cfg, progress=bars)
+        outcome = run_mitigation(cfg, progress=reporter)
     finally:
-        bars.close()
+        if reporter is not None:
+            reporter.close()
     head = outcome.comparison.get("accuracy") or {}
     where = outcome.paths.get("html") or outcome.paths.get("json")
     print(f"MITIGATED ({ns.method}): model {outcome.spec}; comparison {where}" + (f"; {head['text']}" if head.get("text") else ""))
@@ -275,29 +265,37 @@ def _cmd_mitigate(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _cmd_report(ns: argparse.Namespace) -> int:
     from auditor import report
+    from auditor.outdir import folder_lock, record_manifest, results_in, sha256_file
     from auditor.results import read_results
 
     bad = [f for f in ns.format if f not in report.REPORT_FILES]
     if bad or not ns.format:
         raise UsageError(f"--format {(bad or [''])[0]!r} cannot be re-rendered; choose from {', '.join(report.REPORT_FILES)}")
-    results = read_results(ns.results)
-    out = Path(ns.out) if ns.out else Path(ns.results).parent
+    source = results_in(ns.results)
+    out = Path(ns.out) if ns.out else source.parent
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder (it is created if missing)")
     if "pdf" in ns.format:
         from auditor.report_pdf import check_pdf_available
 
         check_pdf_available()  # before writing anything
-    html = report.render_html(results) if {"html", "pdf"} & set(ns.format) else None
-    for fmt in dict.fromkeys(ns.format):
-        if fmt == "html":
-            path = report.write_html(results, out, html=html)
-        elif fmt == "pdf":
-            from auditor.report_pdf import write_pdf
+    written = []
+    with folder_lock(out, what="audit or report"):  # each report atomically, then the manifest
+        results_sha = sha256_file(source) if source.is_file() else ""
+        results = read_results(source)
+        html = report.render_html(results) if {"html", "pdf"} & set(ns.format) else None
+        for fmt in dict.fromkeys(ns.format):
+            if fmt == "html":
+                path = report.write_html(results, out, html=html)
+            elif fmt == "pdf":
+                from auditor.report_pdf import write_pdf
 
-            path = write_pdf(results, out, html=html)
-        else:
-            path = report.write_report(results, out, fmt, allow_inconclusive=ns.allow_inconclusive)
+                path = write_pdf(results, out, html=html)
+            else:
+                path = report.write_report(results, out, fmt, allow_inconclusive=ns.allow_inconclusive)
+            written.append(path)
+        record_manifest(out, written, results_sha)
+    for path in written:
         print(path)
     return 0
 

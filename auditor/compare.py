@@ -119,7 +119,7 @@ _LABELS = {
 }
 _BLACKBOX = {"square": "Square (black-box) robust accuracy", "hopskipjump": "HopSkipJump (black-box) robust accuracy",
              "transfer": "Transfer attack robust accuracy"}
-_KEY_GROUP_METRICS = {"accuracy_difference", "selection_rate_ratio", "equalized_odds_difference", "worst_group_accuracy"}
+_KEY_GROUP_METRICS = {"accuracy_difference", "selection_rate_ratio", "tpr_ratio", "equalized_odds_difference", "worst_group_accuracy"}
 _VERDICTS = {"pass", "fail", "inconclusive"}
 _OPS = {"<=", ">=", "<", ">", "==", "!="}
 

@@ -1,4 +1,4 @@
-"""Exceptions that carry the process exit code the CLI maps them to (see DESIGN.md)."""
+"""Exceptions that carry the process exit code the CLI maps them to (README: "CI gate")."""
 from __future__ import annotations
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Loading the model under audit in any of its accepted forms, and the validation forward pass.
 
-Forms (DESIGN.md "Models"): TorchScript; ``torch.export`` ``.pt2``; a state_dict (``.safetensors``,
+Forms (README "Usage", Models): TorchScript; ``torch.export`` ``.pt2``; a state_dict (``.safetensors``,
 or ``.pt``/``.pth`` read with ``weights_only=True``) plus ``--arch``; ``torchvision:NAME`` plus
 ``--weights``; a model spec YAML naming one of these; a full pickle only with ``trust_pickle``.
 The loaded module is an `AuditModel` in eval mode on the device; parameters keep their
@@ -8,6 +8,8 @@ The loaded module is an `AuditModel` in eval mode on the device; parameters keep
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from auditor.model_files import (
 )
 from auditor.model_spec import ModelSpec, is_spec_path, load_spec
 
-__all__ = ["LoadedModel", "AuditModel", "load_model", "check_model_output", "resolve_device"]
+__all__ = ["LoadedModel", "AuditModel", "load_model", "module_sha256", "check_model_output", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,33 @@ def _load_inner(
     return _Inner(module, "state_dict", [path], head_width=width, full_pickle=pickled, metadata=meta)
 
 
+def module_sha256(module: nn.Module) -> str:
+    """sha256 of an in-memory module: its class name, then each state_dict entry's name, dtype, shape and bytes."""
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _module_inner(module: nn.Module, arch: str | None, weights: str | None, num_classes: int | None) -> _Inner:
+    """An in-memory ``nn.Module`` (a notebook's model), audited as a copy so the caller's object is left as found."""
+    for flag, value in (("arch", arch), ("weights", weights), ("num_classes", num_classes)):
+        if value is not None:
+            raise UsageError(f"{flag}= is for models loaded from files; an nn.Module already has its architecture and "
+                             f"weights, drop {flag}=")
+    if isinstance(module, torch.jit.ScriptModule):
+        inner: nn.Module = module  # scripted modules cannot always be deep-copied; the wrapper only reads them
+    else:
+        try:
+            inner = copy.deepcopy(module)
+        except Exception as exc:  # e.g. a module holding an open file or a lock
+            raise ModelLoadError(f"the nn.Module {type(module).__name__} cannot be copied for the audit ({exc}); save it "
+                                 "with torch.jit.script or as a state_dict and pass the file") from None
+    return _Inner(inner, "module", [])
+
+
 def _merge(flag: str, given: Any, from_spec: Any, spec: ModelSpec) -> Any:
     if given is not None and from_spec is not None and given != from_spec:
         logger.warning("--%s %s overrides %r from model spec %s", flag, given, from_spec, spec.path)
@@ -160,7 +189,7 @@ def _merge(flag: str, given: Any, from_spec: Any, spec: ModelSpec) -> Any:
 
 
 def load_model(
-    source: str,
+    source: str | nn.Module,
     *,
     arch: str | None = None,
     weights: str | None = None,
@@ -169,7 +198,8 @@ def load_model(
     device: torch.device | str = "cpu",
     declared: Declared | None = None,
 ) -> LoadedModel:
-    """Load ``source`` (a file, ``torchvision:NAME`` or a spec YAML) as an `AuditModel` on ``device``.
+    """Load ``source`` (a file, ``torchvision:NAME``, a spec YAML, or an in-memory ``nn.Module``, which is
+    copied) as an `AuditModel` on ``device``.
 
     ``declared`` holds the flags ``--classes``, ``--positive-class``, ``--mean``, ``--std`` and
     ``--input-size``; each beats the spec's key (with a warning). Raises `ModelLoadError` with a
@@ -182,6 +212,10 @@ def load_model(
         raise UsageError(f"--classes names {len(flags.classes)} classes but --num-classes is {num_classes}; drop one")
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
         raise UsageError(f"The 'num_classes' parameter of load_model must be a positive integer. Got {num_classes!r} instead.")
+    if isinstance(source, nn.Module):
+        return _finish(_module_inner(source, arch, weights, num_classes), f"<in-memory {type(source).__name__}>",
+                       None, flags, {"name": type(source).__name__}, {}, None, None, dev)
+    source = str(source)
     spec = load_spec(source) if is_spec_path(source) else None
     details: dict[str, Any] = {}
     arch_kwargs: dict[str, Any] = {}
@@ -204,8 +238,17 @@ def load_model(
         spec.model if spec is not None else source, arch=arch, weights=weights, num_classes=num_classes,
         arch_kwargs=arch_kwargs, trust_pickle=trust_pickle, device=dev,
     )
+    return _finish(inner, source, spec, flags, details, arch_kwargs, arch, num_classes, dev)
+
+
+def _finish(inner: _Inner, source: str, spec: ModelSpec | None, flags: Declared, details: dict[str, Any],
+            arch_kwargs: dict[str, Any], arch: str | None, num_classes: int | None, dev: torch.device) -> LoadedModel:
+    """The loaded module wrapped with what the flags, spec and weights declare."""
     files = ([spec.path] if spec is not None else []) + inner.files
-    sha, per_file = sha256_files(files)
+    if inner.form == "module":
+        sha, per_file = module_sha256(inner.module), {}
+    else:
+        sha, per_file = sha256_files(files)
     facts = _declared_facts(flags, spec, _weights_declared(inner.metadata, inner.files[-1] if inner.files else None))
     declared_by = {k: who for k, (_, who) in facts.items() if who is not None}
     input_size = facts["input_size"][0]
@@ -234,7 +277,8 @@ def load_model(
         details["arch_kwargs"] = arch_kwargs
     if inner.full_pickle:
         details["full_pickle_trusted"] = True
-    details["files"] = per_file
+    if per_file:
+        details["files"] = per_file
     details["params"] = sum(p.numel() for p in inner.module.parameters())
     details = {k: v for k, v in details.items() if v is not None}
     mean, std = facts["mean"][0], facts["std"][0]

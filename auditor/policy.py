@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -23,12 +23,12 @@ from auditor.baseline import (
     load_baseline,
     skipped_regressions,
 )
-from auditor.errors import PolicyError
-from auditor.policy_eval import OPERATORS, evaluate_clause
+from auditor.errors import PolicyError, UsageError
+from auditor.policy_eval import OPERATORS, RESULTS, evaluate_clause
 
 __all__ = [
     "Clause", "Regression", "Policy", "load_policy", "default_policy_path", "shipped_policies",
-    "resolve_policy_path", "evaluate_policy", "load_baseline", "Baseline", "OPERATORS", "CHECK_DEFAULTS",
+    "resolve_policy_path", "required_left_out", "evaluate_policy", "load_baseline", "Baseline", "OPERATORS", "RESULTS", "CHECK_DEFAULTS",
 ]
 
 SEVERITIES = ("blocker", "warning")
@@ -38,7 +38,7 @@ DIRECTIONS = {"higher_is_better": "max_drop", "lower_is_better": "max_rise"}
 CLAUSE_KEYS = ("id", "description", "metric", "scope", "op", "threshold", "require", "severity", "maps_to")
 REGRESSION_KEYS = ("id", "description", "metric", "scope", "direction", "max_drop", "max_rise", "significance",
                    "severity", "maps_to")
-POLICY_KEYS = ("name", "version", "description", "defaults", "clauses", "regressions")
+POLICY_KEYS = ("name", "version", "description", "requires", "defaults", "clauses", "regressions")
 CHECK_DEFAULTS = ("min_group_size", "confidence", "n_boot", "correction", "alpha")
 """Policy defaults that run_audit passes to group_metrics as parameter defaults (--param still wins)."""
 
@@ -50,6 +50,7 @@ _DEFAULT_SPECS: dict[str, tuple[type | None, float | None, float | None, tuple[s
     "correction": (None, None, None, ("holm", "bh"), "one of holm, bh"),
     "alpha": (float, 0.0, 0.5, None, "a number in (0, 0.5]"),
     "require": (None, None, None, REQUIRES, "one of point, interval"),
+    "judge_every_group": (bool, None, None, None, "true or false"),
 }
 
 
@@ -94,6 +95,8 @@ class Policy:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     regressions: tuple[Regression, ...] = ()
+    requires: tuple[str, ...] = ()
+    """Checks a verdict needs: a run whose --checks leaves one out is refused before any work."""
 
     @property
     def check_params(self) -> dict[str, Any]:
@@ -289,7 +292,9 @@ def _parse_defaults(raw: Any, src: str) -> dict[str, Any]:
             raise _unknown_key(f"policy file {src}: defaults", str(key), tuple(_DEFAULT_SPECS))
         kind, low, high, choices, text = _DEFAULT_SPECS[key]
         ok = True
-        if choices is not None:
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif choices is not None:
             ok = value in choices
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or kind is int and not isinstance(value, int):
             ok = False
@@ -303,13 +308,39 @@ def _parse_defaults(raw: Any, src: str) -> dict[str, Any]:
     return out
 
 
+def _parse_requires(raw: Any, src: str) -> tuple[str, ...]:
+    from auditor.checks.registry import check_names
+
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    names = check_names()
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise PolicyError(f"policy file {src}: 'requires' must be a list of check names, e.g. [group_metrics]")
+    for x in items:
+        if x not in names:
+            close = difflib.get_close_matches(x, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise PolicyError(f"policy file {src}: requires names no check {x!r}; {hint}checks: {', '.join(names)}")
+    return tuple(dict.fromkeys(items))
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """yaml's first line of complaint, with the line and column it points at (1-based)."""
+    reason = (getattr(exc, "problem", None) or str(exc).splitlines()[0]).strip()
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        reason += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return reason
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy: a YAML path, a shipped name, or None for the shipped default."""
     p = resolve_policy_path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0]
+        reason = _yaml_problem(exc)
         raise PolicyError(f"policy file {p} is not valid YAML ({reason}); fix the syntax") from None
     except OSError as exc:
         raise PolicyError(f"policy file {p} cannot be read ({exc.strerror}); pass a readable YAML file") from None
@@ -319,6 +350,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         if key not in POLICY_KEYS:
             raise _unknown_key(f"policy file {p}", str(key), POLICY_KEYS)
     defaults = _parse_defaults(raw.get("defaults"), str(p))
+    requires = _parse_requires(raw.get("requires"), str(p))
     clauses, regressions = raw.get("clauses") or [], raw.get("regressions") or []
     for key, items in (("clauses", clauses), ("regressions", regressions)):
         if not isinstance(items, list):
@@ -332,27 +364,41 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if dup:
         raise PolicyError(f"policy file {p} has two clauses with id {dup!r}; ids must be unique across clauses and regressions")
     return Policy(str(raw.get("name", p.stem)), str(raw.get("version", "1")), parsed, str(p),
-                  str(raw.get("description", "")), defaults, parsed_r)
+                  str(raw.get("description", "")), defaults, parsed_r, requires)
 
 
-def _verdict(entries: list[dict[str, Any]]) -> str:
+def required_left_out(policy: Policy, names: Sequence[str]) -> list[str]:
+    """The checks ``policy`` requires that a run of checks ``names`` leaves out (its verdict is then inconclusive)."""
+    return [n for n in policy.requires if n not in names]
+
+
+def _verdict(entries: list[dict[str, Any]], missing_required: list[str]) -> str:
     blockers = [c for c in entries if c["severity"] == "blocker"]
     if any(c["result"] == "fail" for c in blockers):
         return "fail"
-    if any(c["result"] == "insufficient_data" for c in blockers):
+    if missing_required:
+        return "inconclusive"  # a check the policy needs for a verdict was not run
+    if any(c["result"] in ("borderline", "insufficient_data") for c in blockers):
         return "inconclusive"
+    if blockers and all(c["result"] == "not_run" for c in blockers):
+        return "inconclusive"  # nothing the gate blocks on was measured: never a pass on nothing
     return "pass"
 
 
 def evaluate_policy(policy: Policy, results: dict[str, Any], baseline: Baseline | None = None) -> dict[str, Any]:
     """The ``policy`` block of results.json: each clause's value and result, and the verdict.
 
-    Verdict: ``fail`` if a blocker clause (threshold or regression) fails; else ``inconclusive`` if a
-    blocker clause lacks data; else ``pass``. Warning clauses are reported but never change the
-    verdict. Regression clauses are evaluated only with a ``baseline``; without one they are listed
-    under ``regressions_skipped`` and do not count.
+    Clause results: ``pass``, ``fail`` (the evidence says so: the whole interval on the wrong side),
+    ``borderline`` (the interval straddles the threshold), ``insufficient_data`` (no value), and
+    ``not_run`` (the clause's check was left out of ``--checks``). Verdict: ``fail`` if a blocker
+    clause (threshold or regression) fails; else ``inconclusive`` if a check the policy ``requires`` was
+    not run (``missing_required``), a blocker is borderline or lacks data, or every blocker was not run;
+    else ``pass``. ``not_run`` clauses and warning clauses never
+    change the verdict. Regression clauses are evaluated only with a ``baseline``; without one they
+    are listed under ``regressions_skipped`` and do not count.
     """
-    entries = [e for c in policy.clauses for e in evaluate_clause(c, results)]
+    every = bool(policy.defaults.get("judge_every_group", False))
+    entries = [e for c in policy.clauses for e in evaluate_clause(c, results, judge_every_group=every)]
     warnings: list[str] = []
     info = None
     skipped: list[dict[str, Any]] = []
@@ -369,6 +415,11 @@ def evaluate_policy(policy: Policy, results: dict[str, Any], baseline: Baseline 
             warnings += more
     regressed = [c["id"] for c in entries
                  if c["kind"] == "regression" and c["severity"] == "blocker" and c["result"] == "fail"]
+    missing = required_left_out(policy, [n for n in policy.requires if n in (results.get("checks") or {})])
     return {"name": policy.name, "version": policy.version, "source": policy.source,
-            "description": policy.description, "verdict": _verdict(entries), "regressed": bool(regressed),
-            "clauses": entries, "baseline": info, "regressions_skipped": skipped, "warnings": warnings}
+            "description": policy.description, "requires": list(policy.requires), "missing_required": missing,
+            "verdict": _verdict(entries, missing),
+            "regressed": bool(regressed), "clauses": entries,
+            "borderline": [c["id"] for c in entries if c["result"] == "borderline"],
+            "not_run": [c["id"] for c in entries if c["result"] == "not_run"],
+            "baseline": info, "regressions_skipped": skipped, "warnings": warnings}

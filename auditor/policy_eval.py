@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from auditor.policy import Clause
 
-__all__ = ["OPERATORS", "lookup", "check_problem", "scope_kind", "select_scopes", "no_scope_reason",
-           "Reading", "read_metric", "evaluate_clause"]
+__all__ = ["OPERATORS", "RESULTS", "lookup", "check_problem", "not_run_reason", "scope_kind", "select_scopes",
+           "no_scope_reason", "Reading", "read_metric", "evaluate_clause"]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -26,6 +26,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+RESULTS = ("pass", "fail", "borderline", "insufficient_data", "not_run")
+"""What a clause can come to; only the first four of a blocker count towards the verdict."""
 _KINDS = {"attributes": ("attribute",), "intersections": ("intersection",), "all": ("attribute", "intersection")}
 COPIED = ("p_adjusted", "significant")
 """Fields of a metric node copied into its clause entry (the report shows them)."""
@@ -143,6 +145,29 @@ def _interval_clears(op: str, ci: list[float], threshold: float) -> bool:
     return not lo <= threshold <= hi  # "!=": the interval excludes the threshold
 
 
+def _interval_misses(op: str, ci: list[float], threshold: float) -> bool:
+    """Whether no value in ``ci`` satisfies ``value op threshold``: the whole interval is on the wrong side."""
+    lo, hi = ci
+    if op in ("<", "<="):
+        return not OPERATORS[op](lo, threshold)
+    if op in (">", ">="):
+        return not OPERATORS[op](hi, threshold)
+    if op == "==":
+        return not lo <= threshold <= hi
+    return lo == threshold == hi  # "!=": every value in the interval equals the threshold
+
+
+def not_run_reason(results: dict[str, Any], check: str) -> str | None:
+    """Why ``check`` has no entry in ``results["checks"]`` (it was not selected), or None when it has one.
+
+    An audit records every check it ran, a failing one included, so a missing check was left out of
+    ``--checks``."""
+    checks = results.get("checks") if isinstance(results, dict) else None
+    if isinstance(checks, dict) and check in checks:
+        return None
+    return f"check {check} was not run (not in --checks)"
+
+
 def _entry(clause: Clause, cid: str, path: str, scope: str | None) -> dict[str, Any]:
     return {"id": cid, "kind": "threshold", "description": clause.description, "metric": path, "scope": scope,
             "op": clause.op, "threshold": clause.threshold, "require": clause.require, "severity": clause.severity,
@@ -150,7 +175,37 @@ def _entry(clause: Clause, cid: str, path: str, scope: str | None) -> dict[str, 
             "reason": None}
 
 
-def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+def _span(ci: list[float]) -> str:
+    return f"[{ci[0]:g}, {ci[1]:g}]"
+
+
+def _decide(clause: Clause, entry: dict[str, Any], value: float, ci: list[float] | None) -> None:
+    """Set ``result`` (and ``reason``) from the point value and its interval: a fail must hold up."""
+    op, thr = clause.op, clause.threshold
+    need = f"{op} {thr:g}"
+    point_ok = OPERATORS[op](value, thr)
+    if clause.require == "point":
+        if point_ok:
+            entry["result"] = "pass"
+        elif ci is None or _interval_misses(op, ci, thr):
+            entry["result"] = "fail"
+        else:
+            entry["result"] = "borderline"
+            entry["reason"] = f"{value:g} misses {need} but its interval {_span(ci)} reaches the threshold"
+    elif ci is None:
+        entry["reason"] = "no interval: require: interval needs a confidence interval (run the check with n_boot > 0)"
+    elif point_ok and _interval_clears(op, ci, thr):
+        entry["result"] = "pass"
+    elif _interval_misses(op, ci, thr):
+        entry["result"] = "fail"
+    else:
+        entry["result"] = "borderline"
+        verb = "clears" if point_ok else "misses"
+        entry["reason"] = (f"{value:g} {verb} {need} but its interval {_span(ci)} is not wholly on either side of "
+                           "the threshold (require: interval)")
+
+
+def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge_every_group: bool) -> dict[str, Any]:
     got = read_metric(results, entry["metric"])
     value, ci = got.value, got.ci
     entry["value"], entry["ci"] = value, ci
@@ -159,51 +214,49 @@ def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any]) -> di
     if value is None:
         entry["reason"] = got.reason
         return entry
-    point_ok = OPERATORS[clause.op](value, clause.threshold)
-    if clause.require == "point":
-        entry["result"] = "pass" if point_ok else "fail"
-    elif ci is None:
-        entry["reason"] = "no interval: require: interval needs a confidence interval (run the check with n_boot > 0)"
-    elif not point_ok:
-        entry["result"] = "fail"
-    elif _interval_clears(clause.op, ci, clause.threshold):
-        entry["result"] = "pass"
-    else:
-        entry["result"] = "fail"
-        entry["reason"] = (f"the value clears the threshold but its interval [{ci[0]:g}, {ci[1]:g}] does not "
-                           "(require: interval)")
+    _decide(clause, entry, value, ci)
     excluded = got.node.get("excluded_groups") if isinstance(got.node, dict) else None
-    if entry["result"] == "pass" and excluded:  # small groups left out: never a silent pass
+    if excluded:  # small groups are left out of the gap: say so, and undecide a pass only when the policy asks
         shown = ", ".join(str(g) for g in excluded[:5]) + (f" and {len(excluded) - 5} more" if len(excluded) > 5 else "")
-        entry["result"] = "insufficient_data"
         entry["excluded_groups"] = list(excluded)
-        entry["reason"] = (f"passes on the groups large enough to judge, but {len(excluded)} group(s) had too few "
-                           f"images and were left out ({shown}); add images of them or lower min_group_size")
+        entry["note"] = (f"{len(excluded)} group(s) had fewer images than min_group_size and were left out ({shown}); "
+                         "the result covers the other groups")
+        if entry["result"] == "pass" and judge_every_group:
+            entry["result"] = "insufficient_data"
+            entry["reason"] = (f"passes on the groups large enough to judge, but {len(excluded)} group(s) had too few "
+                               f"images and were left out ({shown}); add images of them or lower min_group_size "
+                               "(the policy sets judge_every_group)")
     return entry
 
 
-def evaluate_clause(clause: Clause, results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per scope the clause covers; one insufficient_data entry when ``*`` matches none.
+def evaluate_clause(clause: Clause, results: dict[str, Any], *, judge_every_group: bool = False) -> list[dict[str, Any]]:
+    """One entry per scope the clause covers; one entry when ``*`` matches none or the check was not run.
 
-    ``require: interval`` passes only when the value and its whole interval clear the threshold
-    (for ``<=``: the upper end; for ``>=``: the lower end); without an interval it is
-    insufficient_data, since a demanded interval that is missing cannot be a pass.
+    Results: ``pass``; ``fail`` only when the evidence says so (the whole interval on the wrong side
+    of the threshold, or the point value when there is no interval); ``borderline`` when the interval
+    straddles the threshold; ``insufficient_data`` when there is no value (or ``require: interval``
+    has no interval); ``not_run`` when the check is not in the results (left out of ``--checks``).
+    A group below min_group_size is left out of the gap with a ``note``; with ``judge_every_group``
+    a pass that left groups out is insufficient_data instead.
     """
     parts = clause.metric.split(".")
     check = parts[1]
+    skipped = not_run_reason(results, check)
+    problem = skipped or check_problem(results, check)
     if parts[3] != "*":
         entry = _entry(clause, clause.id, clause.metric, parts[3])
-        problem = check_problem(results, check)
         if problem:
             entry["reason"] = problem
+            entry["result"] = "not_run" if skipped else entry["result"]
             return [entry]
-        return [_judge(clause, entry, results)]
-    problem = check_problem(results, check)
+        return [_judge(clause, entry, results, judge_every_group)]
     metrics = lookup(results, f"checks.{check}.metrics")
     scopes = [] if problem else select_scopes(clause.scope, metrics)
     if not scopes:
         entry = _entry(clause, clause.id, clause.metric, None)
         entry["reason"] = problem or no_scope_reason(clause.scope, metrics)
+        entry["result"] = "not_run" if skipped else entry["result"]
         return [entry]
     head, tail = clause.metric.split("*", 1)
-    return [_judge(clause, _entry(clause, f"{clause.id}[{s}]", f"{head}{s}{tail}", s), results) for s in scopes]
+    return [_judge(clause, _entry(clause, f"{clause.id}[{s}]", f"{head}{s}{tail}", s), results, judge_every_group)
+            for s in scopes]

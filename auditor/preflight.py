@@ -1,6 +1,6 @@
 """The preflight: verify what the audit assumes about a model before any check runs.
 
-What a model's files do not say is assumed (DESIGN.md "Models"): the class order (a coded probe
+What a model's files do not say is assumed (README "What the model's file does not say"): the class order (a coded probe
 format's codes, else the probe's labels sorted), no normalisation, and the probe's image size.
 Each assumption is tested against its alternatives on the probe itself:
 
@@ -9,6 +9,8 @@ Each assumption is tested against its alternatives on the probe itself:
   (`scipy.optimize.linear_sum_assignment` on the recall matrix; for two classes, the swap);
 - **normalisation and input size**: the same, on a stratified sample of the probe, for no
   normalisation vs ImageNet's mean/std and the probe's size vs 224 px, each with its best order.
+  The probe's size is its most common image size (`probes.loader.probe_image_size`; never the
+  first image's), and every image of another size is resized keeping its aspect ratio.
 
 An alternative *contradicts* the assumption when it is better beyond doubt: balanced agreement at
 least `MARGIN` higher and an exact one-sided sign test on the images where the two disagree with
@@ -32,6 +34,7 @@ from scipy.stats import binomtest
 from auditor.errors import ModelLoadError
 from auditor.model_declared import IMAGENET_MEAN, IMAGENET_STD
 from probes import make_loader
+from probes.loader import image_size_basis
 from probes.base import CLASS_ORDER_SOURCES
 
 __all__ = ["MARGIN", "ALPHA", "SAMPLE", "OrderTest", "verify_class_order", "preprocessing_candidates",
@@ -268,7 +271,7 @@ def verify_preprocessing(
         "normalisation": {"value": {"mean": _list(model.mean), "std": _list(model.std)}, "declared_by": norm_by,
                           "assumed": None if norm_by else "none (pixels in [0, 1])"},
         "input_size": {"value": list(input_size), "declared_by": by.get("input_size"),
-                       "assumed": None if by.get("input_size") else "the probe's image size"},
+                       "assumed": None if by.get("input_size") else image_size_basis(probe, input_size)},
     }
     try_norm, try_size = norm_by is None, by.get("input_size") is None
     if not (try_norm or try_size):

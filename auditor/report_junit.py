@@ -6,8 +6,10 @@ fails exactly when the audit's exit code does:
 
 - ``pass``: a passing testcase (the measured value in ``<system-out>``);
 - ``fail`` of a blocker: ``<failure type="blocker">``;
-- ``insufficient_data`` of a blocker: ``<failure type="inconclusive">`` (an inconclusive verdict fails
-  the gate), or ``<skipped>`` when the audit ran with ``--allow-inconclusive``;
+- ``insufficient_data`` or ``borderline`` of a blocker: ``<failure type="inconclusive">`` (an
+  inconclusive verdict fails the gate), or ``<skipped>`` when the audit ran with ``--allow-inconclusive``;
+- ``not_run`` (the clause's check was left out of ``--checks``): ``<skipped>`` with the reason, since
+  such a clause does not count towards the verdict;
 - a failed or undecided warning clause: ``<skipped>`` with the finding as its message. Warnings never
   fail the gate; GitHub and GitLab test reports show skipped tests, with their message, apart from
   passes, so a warning stays visible without turning the test report red.
@@ -26,6 +28,7 @@ from typing import Any
 from auditor._report_findings import (
     clause_requirement,
     clause_sentence,
+    UNDECIDED,
     clauses,
     inconclusive_sentence,
     verdict_of,
@@ -92,14 +95,16 @@ def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, 
     if result == "fail" and blocker:
         ET.SubElement(case, "failure", type="blocker", message=_text(clause_sentence(c), MAX_MESSAGE)).text = _text(_details(c))
         outcome = "failure"
-    elif result == "insufficient_data" and blocker and not allow:
+    elif result in UNDECIDED and blocker and not allow:
         msg = inconclusive_sentence(results, c)
         ET.SubElement(case, "failure", type="inconclusive", message=_text(msg, MAX_MESSAGE)).text = _text(_details(c))
         outcome = "failure"
     elif result != "pass":
         if result == "fail":
             msg = "warning (does not fail the gate): " + clause_sentence(c)
-        elif result == "insufficient_data":
+        elif result == "not_run":
+            msg = f"not run, does not count: {short(c.get('reason') or 'its check was not run', 300)}"
+        elif result in UNDECIDED:
             msg = ("inconclusive, allowed by --allow-inconclusive: " if blocker else "warning, undecided: ") + inconclusive_sentence(results, c)
         else:
             msg = f"result {short(result or 'missing', 40)}"

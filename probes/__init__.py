@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from probes.base import ImageUnreadable, Probe
-from probes.loader import Batch, ProbeDataset, make_loader, probe_image_size
+from probes.loader import Batch, ProbeDataset, ResizeTally, fit_image, image_sizes, make_loader, probe_image_size
 from probes.open import open_probe
 from probes.summary import format_summary, summarize
 
@@ -17,6 +17,9 @@ __all__ = [
     "Batch",
     "ProbeDataset",
     "probe_image_size",
+    "image_sizes",
+    "fit_image",
+    "ResizeTally",
     "summarize",
     "format_summary",
 ]

@@ -174,6 +174,8 @@ class Probe:
     target: str
     attributes: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    image_sizes_cache: dict[tuple[int, int], int] | None = field(default=None, init=False, repr=False, compare=False)
+    """``probes.loader.image_sizes``' census, once taken."""
 
     def __len__(self) -> int:
         return len(self.table)
@@ -191,6 +193,32 @@ class Probe:
                 return im.convert("RGB")
         except Exception as exc:  # PIL raises many types for corrupt files
             raise ImageUnreadable(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(W, H) of image ``i`` from its header alone; raise `ImageUnreadable` if it cannot be opened."""
+        path = self.image_path(i)
+        try:
+            with Image.open(path) as im:
+                return int(im.width), int(im.height)
+        except Exception as exc:  # PIL raises many types for corrupt files
+            raise ImageUnreadable(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+
+    def image_key(self, i: int, by: str) -> str:
+        """Content hash of image ``i``: sha256 of the file's bytes (``by="bytes"``) or of the decoded RGB pixels and
+        their shape (``by="pixels"``); raise `ImageUnreadable` if it cannot be read."""
+        h = hashlib.sha256()
+        if by == "pixels":
+            img = self.load_image(i)
+            h.update(f"{img.width}x{img.height}:".encode())
+            h.update(img.tobytes())
+            return h.hexdigest()
+        try:
+            with open(self.image_path(i), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as exc:
+            raise ImageUnreadable(f"{self.image_path(i)}: {exc.__class__.__name__}: {exc}") from exc
+        return h.hexdigest()
 
     def subject_box(self, i: int) -> tuple[float, float, float, float] | None:
         if "subject_box" not in self.table.columns:

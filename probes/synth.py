@@ -11,6 +11,7 @@ manifest probe folder.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -108,6 +109,19 @@ class SynthProbe(Probe):
         spec = _spec(row, self.cue)
         ap = sample_appearance(int(self.meta["seed"]), int(row["synth_id"]), spec, int(self.meta["size"]))
         return render(ap, spec)
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(W, H) of image ``i`` without rendering it: every image is ``meta['size']`` pixels square."""
+        return int(self.meta["size"]), int(self.meta["size"])
+
+    def image_key(self, i: int, by: str) -> str:
+        """Content hash of image ``i``: ``by="recipe"`` hashes what the pixels are a pure function of (generator
+        version, seed, synth_id, `FaceSpec`, size), without rendering; any other ``by`` hashes the rendered pixels."""
+        if by != "recipe":
+            return super().image_key(i, "pixels")
+        row = self.table.iloc[i]
+        recipe = (GENERATOR_VERSION, int(self.meta["seed"]), int(row["synth_id"]), _spec(row, self.cue), int(self.meta["size"]))
+        return hashlib.sha256(repr(recipe).encode()).hexdigest()
 
     def image_path(self, i: int) -> Path:
         raise ProbeError("a synthetic probe has no image files; write it with 'auditor probe synth --out DIR' to get them")

@@ -119,10 +119,10 @@ def test_batched_and_one_at_a_time_agree():
     assert batched.backward_passes == 4 * 2 * 40
 
 
-def test_progress_and_cancel_are_called_between_chunks():
+def test_progress_is_told_after_every_step_in_image_steps_and_cancel_is_asked():
     seen = []
     learn_masks(PatchModel(), patch_images(3), ones(3), steps=2, batch_size=2, progress=lambda *a: seen.append(a))
-    assert seen == [("masks", 2, 3), ("masks", 3, 3)]
+    assert seen == [("masks", 2, 6), ("masks", 4, 6), ("masks", 5, 6), ("masks", 6, 6)]  # chunks of 2 and 1 images
     from auditor.errors import AuditCancelled
     with pytest.raises(AuditCancelled):
         learn_masks(PatchModel(), patch_images(3), ones(3), steps=2, cancel=lambda: True)

@@ -32,6 +32,17 @@ def test_mitigate_writes_the_model_both_audits_and_the_comparison(tmp_path, one_
     mitigated = load_model(str(out / "model" / "model.yaml")).module.inner.state_dict()
     assert any(not torch.equal(before[k], mitigated[k]) for k in before)  # it was trained
     assert (out / "checkpoints" / "model" / "last.pt").exists()
+    assert cmp["overlap"]["n"] == 0 and "images overlap" not in (out / "compare.md").read_text()
+
+
+def test_training_on_the_audit_images_is_flagged_in_the_comparison(tmp_path, one_thread, caplog):
+    out = tmp_path / "out"
+    args = [a if a != "synth:faces:n=96,seed=1" else "synth:faces:n=96" for a in TINY]  # --train is the --probe
+    main(["mitigate", "distillation", "--model", str(SAMPLE_MODELS["clean_cnn"]), *args, "--out", str(out)])
+    cmp = json.loads((out / "compare.json").read_text())
+    assert cmp["overlap"]["n"] == cmp["overlap"]["n_probe"] == 96
+    assert "96 of the 96 audit images are also in the training data" in caplog.text
+    assert "Training and audit images overlap" in (out / "compare.md").read_text()
 
 
 def test_an_earlier_mitigation_is_not_overwritten_without_force(tmp_path, one_thread, capsys):

@@ -95,10 +95,11 @@ def test_batch_where_every_image_failed_is_empty(tmp_path):
 
 def test_dataset_item_of_unreadable_image_is_zeros_with_message(tmp_path):
     probe = probe_of(tmp_path, ["gone.png"], images=False)
-    image, index, error = ProbeDataset(probe, (2, 3))[0]
+    image, index, error, size = ProbeDataset(probe, (2, 3))[0]
     assert image.tolist() == torch.zeros(3, 2, 3).tolist()
     assert index == 0
     assert "gone.png" in error
+    assert size == (0, 0)
 
 
 def test_opening_and_wrapping_a_large_probe_reads_no_image(tmp_path, monkeypatch):

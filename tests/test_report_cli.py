@@ -26,13 +26,13 @@ def test_report_rerenders_each_format_beside_results_json(results_json: Path, fm
     assert main(["report", str(results_json), "--format", fmt]) == 0
     path = results_json.parent / FILES[fmt]
     assert capsys.readouterr().out.strip() == str(path)
-    assert sorted(p.name for p in results_json.parent.iterdir()) == sorted(["results.json", FILES[fmt]])
+    assert sorted(p.name for p in results_json.parent.iterdir()) == sorted(["results.json", FILES[fmt], "manifest.json"])
 
 
 def test_report_renders_pdf_and_html_into_another_folder(results_json: Path, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
     assert main(["report", str(results_json), "--format", "pdf,html", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.pdf"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report.html", "report.pdf"]
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 
@@ -67,7 +67,7 @@ def test_audit_writes_every_format_and_junit_agrees_with_the_exit_code(tmp_path:
     out = tmp_path / "out"
     code = main(["audit", str(SAMPLE_MODELS["shortcut_cnn"]), "--probe", SMALL_PROBE, "--out", str(out), "--device", "cpu", *SMALL_CHECKS,
                  "--format", "json,html,pdf,md,junit"])
-    assert sorted(p.name for p in out.iterdir()) == sorted(["results.json", *FILES.values()])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["results.json", *FILES.values(), "manifest.json"])
     verdict = json.loads((out / "results.json").read_text())["policy"]["verdict"]
     failures = int(ET.parse(out / "report.junit.xml").getroot().get("failures"))
     assert code == (0 if verdict == "pass" else 1)

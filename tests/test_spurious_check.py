@@ -25,8 +25,10 @@ STICKER_PROBE = "synth:faces:n=400,cue=sticker"
 
 
 def _audit(model: str, probe: str, **params) -> dict:
+    policy = ROOT / "tests" / "any_check_policy.yaml"  # the spurious check alone: the shipped policies require group_metrics
     cfg = AuditConfig(model=str(ROOT / "sample_models" / model / "model.yaml"), probe=probe, checks=["spurious"],
-                      check_params={"spurious": params}, budget="quick", device="cpu", seed=0, out_dir=None)
+                      check_params={"spurious": params}, budget="quick", device="cpu", seed=0, out_dir=None,
+                      policy=str(policy))
     return run_audit(cfg).results
 
 
@@ -131,7 +133,8 @@ def test_figures_are_inline_pngs_and_each_finding_names_its_own(sticker):
 
 def test_the_default_policy_blocks_an_off_subject_cue_and_passes_none(sticker, clean):
     policy = load_policy(resolve_policy_path("default"))
-    policy = dataclasses.replace(policy, clauses=tuple(c for c in policy.clauses if c.id in ("off-subject-cue", "fixed-place-cue")))
+    policy = dataclasses.replace(policy, clauses=tuple(c for c in policy.clauses if c.id in ("off-subject-cue", "fixed-place-cue")),
+                                 requires=())  # these results hold the spurious check alone
     assert len(policy.clauses) == 2
     assert evaluate_policy(policy, sticker)["verdict"] == "fail"
     assert evaluate_policy(policy, clean)["verdict"] == "pass"
@@ -174,6 +177,7 @@ def test_a_probe_without_subject_boxes_still_gets_the_consistency_analysis():
     result = get_check("spurious")(n_images=12, steps=3, figures=False).run(_context(_Always(), probe))
     overall = result.metrics["overall"]
     assert overall["off_subject_share"]["value"] is None and "subject" in overall["off_subject_share"]["reason"]
+    assert overall["n_off_subject_findings"]["value"] is None  # not measurable: never a 0 that passes a gate
     assert overall["n_off_subject_findings"]["reason"] and overall["max_consistency"]["value"] is not None
     assert all(g["off_subject_share"]["value"] is None for g in result.by_group["gender"].values())
 

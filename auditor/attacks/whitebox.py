@@ -492,7 +492,8 @@ def robust_accuracy_curve(model: Model, x: Tensor, y: Tensor | Sequence[int], ep
     from one eps to the next, so a non-decreasing curve stays visible as a gradient-masking sign.
     ``attack``: "pgd" (``steps``, ``restarts``, ``random_start``) or "fgsm". Costs one forward per
     image plus the attack's cost on the clean-correct images per eps > 0.
-    ``progress("robust_accuracy", done, E)`` after each eps.
+    ``progress("robust_accuracy", done, total)`` after each chunk of ``batch_size`` images of each eps, in
+    image-eps: ``total`` = E x the images attacked (at least 1 per eps).
     """
     caller = "robust_accuracy_curve"
     if attack not in ATTACKS:
@@ -515,20 +516,23 @@ def robust_accuracy_curve(model: Model, x: Tensor, y: Tensor | Sequence[int], ep
         idx = clean.nonzero().squeeze(1)
         dev_idx = idx.to(x.device)
         xs, ys = x.index_select(0, dev_idx), y_t.index_select(0, dev_idx)
+        per, total = max(1, int(idx.numel())), len(grid) * max(1, int(idx.numel()))
         for done, eps in enumerate(grid, start=1):
             row = clean.clone()
+            within = None if progress is None else (
+                lambda _s, d, _t, base=(done - 1) * per: progress("robust_accuracy", base + d, total))
             if eps > 0 and idx.numel():
                 if attack == "pgd":
-                    _, broken, f, b = _pgd_all(model, xs, ys, eps, cfg, seed, batch_size, None, cancel, caller,
+                    _, broken, f, b = _pgd_all(model, xs, ys, eps, cfg, seed, batch_size, within, cancel, caller,
                                                track_clean=False)
                 else:
-                    _, broken, f, b = _fgsm_all(model, xs, ys, eps, cfg.norm, batch_size, None, cancel, caller)
+                    _, broken, f, b = _fgsm_all(model, xs, ys, eps, cfg.norm, batch_size, within, cancel, caller)
                 row[idx[broken]] = False
                 forward += f
                 backward += b
             correct[done - 1] = row.numpy()
             if progress is not None:
-                progress("robust_accuracy", done, len(grid))
+                progress("robust_accuracy", done * per, total)
     return CurveResult(correct, grid, forward, backward, settings)
 
 
@@ -540,8 +544,9 @@ def minimal_eps(model: Model, x: Tensor, y: Tensor | Sequence[int], *, norm: str
     0.0 for images already misclassified; ``inf`` where PGD at ``eps_max`` does not flip them; else
     the smallest eps found adversarial (the norm of the perturbation found, at most the bisection's
     upper end), within ``tol`` (default 1/255 for linf, 0.01 for l2) of the largest eps where PGD
-    failed. All images are bisected together, each in its own interval. ``progress("minimal_eps",
-    round, max_rounds)`` after each PGD round.
+    failed. All images are bisected together, each in its own interval. ``progress("minimal_eps", done,
+    total)`` after each chunk of each PGD round, in image-rounds (``total`` = max rounds x N; a round's
+    chunks share out N whatever the images still bisected), and ``total`` when the bisection ends.
     """
     caller = "minimal_eps"
     cfg = _check_pgd(caller, norm, steps, None, random_start, 1, seed)
@@ -564,6 +569,7 @@ def minimal_eps(model: Model, x: Tensor, y: Tensor | Sequence[int], *, norm: str
         hi[wrong] = 0.0
         active = ~wrong
         mid = torch.full((n,), eps_max, dtype=torch.float64)  # the first round tries eps_max
+        total = rounds * n
         for done in range(1, rounds + 1):
             idx = active.nonzero().squeeze(1)
             if idx.numel() == 0:
@@ -571,8 +577,10 @@ def minimal_eps(model: Model, x: Tensor, y: Tensor | Sequence[int], *, norm: str
             dev_idx = idx.to(x.device)
             xs = x.index_select(0, dev_idx)
             eps_try = mid[idx]
+            within = None if progress is None else (
+                lambda _s, d, t, base=(done - 1) * n: progress("minimal_eps", base + d * n // max(1, t), total))
             xa, broken, f, b = _pgd_all(model, xs, y_t.index_select(0, dev_idx), eps_try.float().to(x.device), cfg,
-                                        seed, batch_size, None, cancel, caller, track_clean=False)
+                                        seed, batch_size, within, cancel, caller, track_clean=False)
             forward += f
             backward += b
             found = _flat_norm(xa - xs, cfg.norm).double().cpu()
@@ -585,8 +593,8 @@ def minimal_eps(model: Model, x: Tensor, y: Tensor | Sequence[int], *, norm: str
                 x_adv[dev_idx[keep.to(x.device)]] = xa[keep.to(x.device)]
             active = torch.isfinite(hi) & (hi - lo > tol)
             mid = (lo + hi) / 2
-            if progress is not None:
-                progress("minimal_eps", done, rounds)
+        if progress is not None:
+            progress("minimal_eps", total, total)
     return MinimalEpsResult(hi.numpy(), x_adv, forward, backward, settings)
 
 

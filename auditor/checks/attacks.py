@@ -25,7 +25,7 @@ from auditor.checks.attack_groups import robust_accuracy_by_group
 from auditor.attacks.transfer import transfer_attack
 from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
 from auditor.checks import bootstrap as boot
-from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
+from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
 from auditor.checks.sampling import load_rows, random_rows
 from auditor.errors import UsageError
@@ -149,17 +149,17 @@ class Attacks(Check):
             for norm in ("linf", "l2"):
                 curves[norm] = {"eps": grids[norm]}
                 for attack in ("fgsm", "pgd"):
-                    ctx.report(f"{self.name}: {attack} {norm}", 0, 1)
                     c = robust_accuracy_curve(model, x, y, grids[norm], attack=attack, norm=norm, steps=size["steps"],
-                                              restarts=size["restarts"], seed=ctx.seed, batch_size=bs, cancel=ctx.cancel)
+                                              restarts=size["restarts"], seed=ctx.seed, batch_size=bs,
+                                              progress=_part(ctx, f"{self.name}: {attack} {norm}"), cancel=ctx.cancel)
                     result.forward_passes += c.forward_passes
                     result.backward_passes += c.backward_passes
                     curves[norm][attack] = c.correct
                     overall["settings"].append(c.settings)
             correct_ref = curves["linf"]["pgd"][grids["linf"].index(ref)]
-            ctx.report(f"{self.name}: minimal eps", 0, 1)
             me = minimal_eps(model, x, y, norm="linf", eps_max=min(1.0, 2 * grids["linf"][-1]), tol=MIN_EPS_TOL,
-                             steps=size["steps"], seed=ctx.seed, batch_size=bs, cancel=ctx.cancel)
+                             steps=size["steps"], seed=ctx.seed, batch_size=bs,
+                             progress=_part(ctx, f"{self.name}: minimal eps"), cancel=ctx.cancel)
             result.forward_passes += me.forward_passes
             result.backward_passes += me.backward_passes
             overall["settings"].append(me.settings)
@@ -213,18 +213,18 @@ class Attacks(Check):
         xb, yb = x[idx].cpu(), y[idx].cpu()
         out: dict[str, Any] = {}
         oracle = CountingOracle(model, batch_size=ctx.batch_size)
-        ctx.report(f"{self.name}: square", 0, 1)
+        ctx.report(f"{self.name}: square", 0, len(idx))
         try:
             sq = square_attack(oracle, xb, yb, ref, norm="linf", max_queries=size["max_queries"], seed=ctx.seed,
-                               batch_size=ctx.batch_size, cancel=ctx.cancel)
+                               batch_size=ctx.batch_size, progress=_part(ctx, f"{self.name}: square"), cancel=ctx.cancel)
             out["square"] = _bb_entry(sq.success, sq.queries, sq.settings, ref, "linf")
         except UsageError as exc:  # e.g. ART's Square needs square images of at least 14 px
             out["square"] = {"reason": f"not run: {exc}"}
         l2_ref = self._l2_reference()
-        ctx.report(f"{self.name}: hopskipjump", 0, 1)
+        ctx.report(f"{self.name}: hopskipjump", 0, len(idx))
         try:
             hsj = hopskipjump(oracle, xb, yb, norm="l2", max_queries=size["max_queries"], eps=l2_ref, seed=ctx.seed,
-                              cancel=ctx.cancel)
+                              progress=_part(ctx, f"{self.name}: hopskipjump"), cancel=ctx.cancel)
             out["hopskipjump"] = {**_bb_entry(hsj.success, hsj.queries, hsj.settings, l2_ref, "l2"),
                                   "median_norm": boot.rounded(float(np.median(np.asarray(hsj.norms)))) if len(hsj.norms) else None}
         except UsageError as exc:
@@ -233,9 +233,9 @@ class Attacks(Check):
         pool_rows = np.setdiff1d(pool_rows, rows)[: size["pool"]]
         if len(pool_rows) >= 8:
             xp, _ = load_rows(ctx, pool_rows)
-            ctx.report(f"{self.name}: transfer", 0, 1)
             tr = transfer_attack(oracle, xp, xb, yb, ref, norm="linf", epochs=size["epochs"], seed=ctx.seed,
-                                 batch_size=ctx.batch_size, cancel=ctx.cancel)
+                                 batch_size=ctx.batch_size, progress=lambda part, d, t: ctx.report(f"{self.name}: {part}", d, t),
+                                 cancel=ctx.cancel)
             out["transfer"] = {**_bb_entry(tr.success, tr.queries, tr.settings, ref, "linf"),
                                "substitute_agreement": boot.rounded(tr.substitute_agreement), "n_pool": int(len(pool_rows))}
         else:
@@ -293,6 +293,11 @@ class Attacks(Check):
                                             for a in ("fgsm", "pgd")} for n, c in curves.items()},
                              "median_minimal_eps": _median(min_eps[sel] if min_eps is not None else None, clean[sel], ctx.seed)}
             result.by_group[scope] = groups
+
+
+def _part(ctx: CheckContext, stage: str) -> ProgressFn:
+    """An attack's ``progress`` reported as ``stage`` of the check (its own stage name dropped)."""
+    return lambda _attack_stage, done, total: ctx.report(stage, done, total)
 
 
 def _bb_entry(success: Any, queries: int, settings: dict[str, Any], eps: float, norm: str) -> dict[str, Any]:

@@ -173,8 +173,10 @@ class Explanations(Check):
             if "grad_cam" in methods:
                 layer = attr.find_conv_layer(model, cfg["layer"] or None, x[:1])
                 result.params["layer"] = layer.name
-            for i, method in enumerate(methods):
-                ctx.report(f"{self.name}: {method}", i, len(methods))
+            for i, method in enumerate(methods):  # each method a part of the check, done when the next one starts
+                if i:
+                    ctx.report(f"{self.name}: {methods[i - 1]}", 1, 1)
+                ctx.report(f"{self.name}: {method}", 0, 1)
                 try:
                     if method == "perturbation_mask":
                         maps[method] = self._masks(ctx, model, x, targets, size, result)
@@ -192,7 +194,8 @@ class Explanations(Check):
                     notes.append(f"{attr.LABELS[method]} failed on this model ({why})")
                     continue
                 entries[method] = {"status": "ok", "reason": None, "label": attr.LABELS[method]}
-            ctx.report(f"{self.name}: faithfulness", 0, 1)
+            if methods:
+                ctx.report(f"{self.name}: {methods[-1]}", 1, 1)
             curves = self._faithfulness(ctx, model, x, targets, maps, size["curve_steps"], result)
             subjects = subject_masks(ctx, pred.index[rows], (h, w))
             has_subjects = bool(np.isfinite(subjects).all(axis=(1, 2)).any())
@@ -203,7 +206,6 @@ class Explanations(Check):
                                      "subject_share": _subject_share(m, subjects)}
                 entries[method].update(_faithfulness_entry(d, ins, curves["random"], rng))
                 entries[method]["subject_share"] = _mean(per_image[method]["subject_share"], rng, NO_BOXES)
-            ctx.report(f"{self.name}: sanity", 0, 1)
             sane, cascade_maps = self._sanity(ctx, model, x, targets, maps, settings, layer, size, cfg["sanity_threshold"],
                                               result)
             for method in maps:
@@ -216,6 +218,7 @@ class Explanations(Check):
                 ctx.report(f"{self.name}: groups", 0, 1)
                 compared, compared_rows = self._group_sample(ctx, model, rows, reference, per_image[reference], settings,
                                                              layer, size, result)
+                ctx.report(f"{self.name}: groups", 1, 1)
         table = ctx.probe.table
         attributes = [a for a in ctx.attributes if a in table]
         result.by_group = _by_group({a: table.loc[pred.index[rows], a].to_numpy(dtype=object) for a in attributes},
@@ -239,6 +242,7 @@ class Explanations(Check):
                     findings.append(finding)
         ctx.report(f"{self.name}: model views", 0, 1)
         view_metrics, views = self._views(ctx, model, size, result, notes)
+        ctx.report(f"{self.name}: model views", 1, 1)
         overall.update(view_metrics)
         if not has_subjects:
             notes.append(NO_BOXES[0].upper() + NO_BOXES[1:] + ".")
@@ -295,7 +299,9 @@ class Explanations(Check):
         gen = torch.Generator().manual_seed(ctx.seed % 2**31)
         noise = torch.rand(x.shape[0], *x.shape[-2:], generator=gen, dtype=torch.float64)
         out: dict[str, tuple[Any, ...]] = {}
-        for method, m in [*([("random", None)] if with_random else []), *maps.items()]:
+        todo = [*([("random", None)] if with_random else []), *maps.items()]
+        for i, (method, m) in enumerate(todo):
+            ctx.report(f"{self.name}: faithfulness", i, len(todo))
             if m is None:
                 sal = noise
             else:
@@ -308,6 +314,7 @@ class Explanations(Check):
                                            operator=self.config["operator"], batch_size=ctx.batch_size).numpy())
                 result.forward_passes += x.shape[0] * (steps + 1) + 1
             out[method] = tuple(pair)
+        ctx.report(f"{self.name}: faithfulness", len(todo), len(todo))
         return out
 
     def _sanity(self, ctx: CheckContext, model: Any, x: torch.Tensor, targets: torch.Tensor, maps: dict[str, np.ndarray],
@@ -324,8 +331,11 @@ class Explanations(Check):
             return {m: {"status": "not_run", "reason": why} for m in methods}, []
         xs, ts = x[:k], targets[:k]
         original = {m: maps[m][:k] for m in methods}
+        done = [0]
 
         def recompute() -> dict[str, np.ndarray]:
+            ctx.report(f"{self.name}: sanity", done[0], len(stages))
+            done[0] += 1
             out = {}
             for m in methods:
                 out[m] = attr.attribute(model, m, xs, ts, settings, layer=layer).numpy()
@@ -337,6 +347,8 @@ class Explanations(Check):
         except (RuntimeError, ValueError, attr.MethodUnavailable) as exc:
             why = f"the randomised model could not be explained ({str(exc).splitlines()[0][:200]})"
             return {m: {"status": "not_run", "reason": why} for m in methods}, []
+        finally:
+            ctx.report(f"{self.name}: sanity", len(stages), len(stages))
         rhos = [r for r, _ in staged]
         rng = np.random.default_rng([ctx.seed, zlib.crc32(b"explanations-sanity")])
         out: dict[str, dict[str, Any]] = {}

@@ -10,6 +10,9 @@ intersection of them, each with a bootstrap interval, and a test of whether each
 - Disparities over the groups with at least ``min_group_size`` rows: difference (max - min), ratio
   (min / max), the largest distance to the scope's pooled value, demographic parity, the four-fifths
   rule, equalized odds, equal opportunity and worst-group accuracy, each naming the groups behind it.
+- Practical floors (`significance.PRACTICAL_FLOORS`): each difference and ratio says whether it is
+  large enough to matter (``practical``), so a tiny gap that a large probe makes significant is never
+  headlined.
 - Tests: each difference gets a permutation p-value (group labels permuted across rows, sizes
   kept; `auditor.checks.significance`), each group an exact test against the rest of its scope;
   p-values are adjusted (Holm or Benjamini-Hochberg) within each of the two families across all
@@ -128,7 +131,8 @@ class GroupMetrics(Check):
         result = CheckResult(params={**cfg, "positive_class": ctx.classes[positive] if positive is not None else None,
                                      "averaging": "binary" if positive is not None else "macro one-vs-rest",
                                      "interval": "percentile bootstrap (multinomial resampling of confusion cells); a gap's interval follows its pair of groups",
-                                     "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest"})
+                                     "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest",
+                                     "practical_floors": sig.floors_text()})
         ci = _Interval(cfg["confidence"])
         group_p: list[tuple[dict[str, Any], float]] = []
         gap_p: list[tuple[list[dict[str, Any]], float]] = []
@@ -275,8 +279,10 @@ class GroupMetrics(Check):
                 pair_draws[m] = {"difference": diff_d, "ratio": ratio_d}
             out[f"{m}_difference"] = {**_value(hi - lo, ci(diff_d)), "groups": pair,
                                       "excluded_groups": excluded, "p_value": None, "p_adjusted": None,
-                                      "significant": None, "power": None}
-            out[f"{m}_ratio"] = {**_value(ratio, ci(ratio_d)), "groups": pair, "excluded_groups": excluded}
+                                      "significant": None, "practical": sig.clears_floor(m, hi - lo),
+                                      "power": None}
+            out[f"{m}_ratio"] = {**_value(ratio, ci(ratio_d)), "groups": pair, "excluded_groups": excluded,
+                                 "practical": sig.clears_floor(m, hi - lo, ratio)}
             dist = np.abs(vals - st.pooled[m])
             far = int(np.nanargmax(dist))
             if st.draws is not None and st.pooled_draws is not None:
@@ -322,10 +328,12 @@ class GroupMetrics(Check):
         if "tpr" in pair_draws and "fpr" in pair_draws:
             a, b = pair_draws["tpr"][kind], pair_draws["fpr"][kind]
             draws = np.fmax(a, b) if kind == "difference" else np.fmin(a, b)
-        entry = {**_value(pick(t["value"], f["value"]), ci(draws)), "groups": chosen["groups"],
+        value = pick(t["value"], f["value"])
+        entry = {**_value(value, ci(draws)), "groups": chosen["groups"],
                  "excluded_groups": chosen["excluded_groups"], "driven_by": "tpr" if chosen is t else "fpr"}
         if kind == "difference":
             entry.update(p_value=None, p_adjusted=None, significant=None)
+        entry["practical"] = sig.clears_floor("equalized_odds", value) if kind == "difference" else chosen.get("practical")
         return entry
 
     # -- tests and power --------------------------------------------------------------------------------

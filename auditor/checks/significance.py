@@ -6,6 +6,8 @@
 - `group_vs_rest_exact`: two-sided Fisher exact test of each group against the others pooled.
 - `adjust_pvalues`: Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
 - `two_proportion_power` / `two_proportion_n`: normal-approximation power and sample size.
+- `PRACTICAL_FLOORS` / `clears_floor`: the smallest gap worth reporting, whatever its p-value (a large
+  probe makes a gap of 0.0003 "significant"; it still matters to nobody).
 """
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ from scipy.stats import hypergeom, norm
 
 __all__ = [
     "ADJUST_METHODS",
+    "PRACTICAL_FLOORS",
+    "RATIO_FLOOR",
     "adjust_pvalues",
+    "clears_floor",
+    "floors_text",
     "group_vs_rest_exact",
     "permutation_pvalue",
     "permute_cells",
@@ -25,6 +31,18 @@ __all__ = [
 ]
 
 ADJUST_METHODS: tuple[str, ...] = ("holm", "bh")
+PRACTICAL_FLOORS: dict[str, float] = {
+    **dict.fromkeys(("accuracy", "error_rate", "selection_rate", "tpr", "fnr", "fpr", "tnr", "precision",
+                     "equalized_odds"), 0.02),
+    "ece": 0.01,
+    "brier": 0.01,
+}
+"""The smallest max-min difference of each metric that counts as a practical gap: 2 points of a rate,
+0.01 of expected calibration error or Brier score. A gap below its floor is never headlined, however
+small its p-value."""
+RATIO_FLOOR = 0.02
+"""A min/max ratio counts as a practical gap only when it is at least this far below 1 (<= 0.98) and
+its difference clears the metric's floor."""
 _TIE_TOL = 1e-9  # null draws within this (relative) distance of the observed value count as ties
 
 
@@ -191,6 +209,28 @@ def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
     sorted_back[order] = np.minimum(adj, 1.0)
     out[finite] = sorted_back
     return out
+
+
+def clears_floor(metric: str, difference: float | None, ratio: float | None = None) -> bool | None:
+    """Whether a max-min gap of ``metric`` is large enough to matter: ``difference >=
+    PRACTICAL_FLOORS[metric]`` and, for a ratio node, also ``ratio <= 1 - RATIO_FLOOR`` (a ratio of two
+    tiny rates, say ECE 0.0007 / 0.0010, is far from 1 yet no gap). None when a value is None/NaN."""
+    if metric not in PRACTICAL_FLOORS:
+        raise ValueError(f"The 'metric' parameter of clears_floor must be one of {sorted(PRACTICAL_FLOORS)}. "
+                         f"Got {metric!r} instead.")
+    if difference is None or not math.isfinite(difference) or ratio is not None and not math.isfinite(ratio):
+        return None
+    big = difference >= PRACTICAL_FLOORS[metric] - 1e-12
+    return bool(big if ratio is None else big and 1.0 - ratio >= RATIO_FLOOR - 1e-12)
+
+
+def floors_text() -> str:
+    """The floors in one line, as results.json records them."""
+    by_value: dict[float, list[str]] = {}
+    for metric, floor in PRACTICAL_FLOORS.items():
+        by_value.setdefault(floor, []).append(metric)
+    diffs = "; ".join(f"{', '.join(ms)} >= {floor:g}" for floor, ms in by_value.items())
+    return f"a gap is practical when its difference is {diffs} (a ratio: also <= {1 - RATIO_FLOOR:g})"
 
 
 def _rates(p1: float | None, p2: float | None, alpha: float) -> tuple[float, float] | None:

@@ -121,6 +121,7 @@ class Spurious(Check):
         candidates: list[dict[str, Any]] = []
         carrier_rows: list[np.ndarray] = []
         for k, cls in enumerate(ctx.classes):
+            ctx.report(f"{self.name}: regions", k, len(ctx.classes))
             sel = predicted == k
             if not sel.any():
                 continue
@@ -136,6 +137,7 @@ class Spurious(Check):
                 result.forward_passes += conf.forward_passes
                 candidates.append(_entry(cls, cand, conf, (h, w), carriers))
                 carrier_rows.append(np.flatnonzero(carriers & (predicted == k)))
+        ctx.report(f"{self.name}: regions", len(ctx.classes), len(ctx.classes))
         _adjust(candidates, cfg["alpha"])
         keep = [i for i, c in enumerate(candidates) if c["confirmed"] and not c["on_subject"]]
         findings = [candidates[i] for i in keep]
@@ -145,8 +147,9 @@ class Spurious(Check):
         metrics = result.metrics
         metrics["overall"] = {
             "n_findings": {"value": len(findings), "ci": None},
-            "n_off_subject_findings": {"value": sum(1 for f in findings if f["off_subject"] is not None),
-                                       "ci": None, "reason": None if has_subjects else NO_BOXES},
+            # without subject boxes off-subject cues cannot be counted: no value, never a 0 that passes
+            "n_off_subject_findings": {"value": sum(1 for f in findings if f["off_subject"] is not None)
+                                       if has_subjects else None, "ci": None, "reason": None if has_subjects else NO_BOXES},
             "off_subject_share": boot.mean_summary(off, rng, NO_BOXES),
             "max_consistency": {"value": boot.rounded(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max())),
                                 "ci": None},
@@ -163,6 +166,7 @@ class Spurious(Check):
         if cfg["figures"]:
             for i, f in enumerate(findings, 1):
                 f["figure"] = f"finding_{i}_counterfactual"
+            ctx.report(f"{self.name}: figures", 0, 1)
             try:
                 result.figures = check_figures(model, images, evidence, predicted, ctx.classes, maps, findings,
                                                [carrier_rows[i] for i in keep])
@@ -170,6 +174,7 @@ class Spurious(Check):
                 log.warning("spurious figures skipped: %s", exc)
                 for f in findings:
                     f["figure"] = None
+            ctx.report(f"{self.name}: figures", 1, 1)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -181,10 +186,12 @@ class Spurious(Check):
         gen = torch.Generator().manual_seed(ctx.seed % 2**31)
         noise = torch.rand(masks.shape, generator=gen)
         out = []
-        for saliency in (masks.double() + 1e-7 * noise.double(), noise):
+        for i, saliency in enumerate((masks.double() + 1e-7 * noise.double(), noise)):
+            ctx.report(f"{self.name}: deletion curves", i, 2)
             out.append(deletion_score(model, images.to(ctx.device), targets.to(ctx.device), saliency.to(ctx.device),
                                       steps=DELETION_STEPS, operator=self.config["operator"], batch_size=ctx.batch_size).numpy())
             result.forward_passes += len(images) * (DELETION_STEPS + 1) + 1
+        ctx.report(f"{self.name}: deletion curves", 2, 2)
         return out[0], out[1]
 
 

@@ -3,7 +3,8 @@ seed and policy, and compare them (the one orchestrator the CLI and a later serv
 
 Output folder: ``model/`` (the mitigated model: ``model.safetensors`` and ``model.yaml``), ``checkpoints/``
 (``--resume`` continues from them), ``before/`` and ``after/`` (each audit's results and report), and
-``compare.{json,html,md,pdf}``. Nothing there is overwritten without ``force``.
+``compare.{json,html,md,pdf}``. Nothing there is overwritten without ``force``. Training images that are also
+audit images are a warning and ``compare.json``'s ``overlap`` (`auditor.mitigate.overlap`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from auditor.errors import UsageError
+from auditor.mitigate.overlap import image_overlap, overlap_warning
+from auditor.threads import use_threads
 
 __all__ = ["METHODS", "MitigateConfig", "MitigateOutcome", "run_mitigation"]
 
@@ -69,6 +72,8 @@ class MitigateConfig:
     force: bool = False
     resume: bool = False
     command: str = ""
+    threads: int | None = None
+    """CPU threads for torch, training and both audits (None: torch's default)."""
 
 
 @dataclass
@@ -192,6 +197,17 @@ def _model_and_data(cfg: MitigateConfig, device: Any) -> tuple[Any, Any]:
     return loaded, data
 
 
+def _overlap(cfg: MitigateConfig) -> dict[str, Any]:
+    """How many audit images the training data hold too (`auditor.mitigate.overlap`), logged as a warning when any."""
+    from probes import open_probe
+
+    overlap = image_overlap(open_probe(cfg.train, target=cfg.target), open_probe(cfg.probe, target=cfg.target))
+    warning = overlap_warning(overlap)
+    if warning:
+        log.warning("%s", warning)
+    return overlap
+
+
 def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> MitigateOutcome:
     """Train, write, audit before and after, compare; the exit code is the mitigated model's audit's."""
@@ -202,12 +218,14 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     from auditor.mitigate.loop import fit
 
     _validate(cfg)
+    use_threads(cfg.threads)  # before any work
     out = Path(cfg.out_dir)
     if (out / "model" / "model.yaml").exists() and not (cfg.force or cfg.resume):
         raise UsageError(f"{out / 'model' / 'model.yaml'} exists; pass --force to overwrite it, --resume to continue, "
                          "or choose another --out")
     device = resolve_device(cfg.device)
     loaded, data = _model_and_data(cfg, device)
+    overlap = _overlap(cfg)
     train, val = data.split(cfg.val_share, cfg.seed)
     checkpoints = out / "checkpoints"
     fit_kw: dict[str, Any] = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device,
@@ -232,11 +250,17 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
                             num_classes=cfg.num_classes if side == "before" else None, trust_pickle=cfg.trust_pickle,
                             target=cfg.target, policy=cfg.policy, checks=cfg.checks, check_params=cfg.check_params,
                             budget=cfg.budget, device=str(device), seed=cfg.seed, out_dir=out / side, formats=cfg.formats,
-                            command=f"{cfg.command} [{side}]")
+                            force=cfg.force or cfg.resume,
+                            command=f"{cfg.command} [{side}]", threads=cfg.threads)
         audits[side] = run_audit(audit, progress=progress, cancel=cancel)
     comparison = compare_results(audits["before"].results, audits["after"].results, method=cfg.method,
                                  settings={**settings, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                                            "stopped_early": result.stopped_early})
+    comparison["overlap"] = overlap
+    warning = overlap_warning(overlap)
+    if warning:  # shown on the comparison's first screen, not only in the log
+        comparison.setdefault("flags", []).append({"id": "train-audit-overlap", "title": "Training and audit images overlap",
+                                                   "message": warning, "severity": "warning"})
     formats = tuple(f for f in cfg.formats if f in ("json", "html", "md", "pdf")) or ("json",)
     paths = write_comparison(comparison, out, formats=tuple(sorted(set(formats) | {"json"})))
     return MitigateOutcome(spec=spec, comparison=comparison, paths=dict(paths), history=result.history,

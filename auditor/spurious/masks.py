@@ -147,7 +147,9 @@ def _converged(game: str, p_masked: Tensor, p_orig: Tensor, n_classes: int) -> T
     return p_masked >= threshold
 
 
-def _learn_chunk(model: Callable[[Tensor], Tensor], x: Tensor, targets: Tensor, first: int, cfg: _Config) -> tuple[Tensor, ...]:
+def _learn_chunk(model: Callable[[Tensor], Tensor], x: Tensor, targets: Tensor, first: int, cfg: _Config,
+                 tick: Callable[[int], None] | None = None) -> tuple[Tensor, ...]:
+    """Masks for one chunk; ``tick(step)`` after each optimisation step."""
     n, _, h, w = x.shape
     k = len(cfg.areas) if cfg.areas is not None else 1
     with torch.no_grad():
@@ -185,6 +187,8 @@ def _learn_chunk(model: Callable[[Tensor], Tensor], x: Tensor, targets: Tensor, 
         optimiser.step()
         with torch.no_grad():
             param.clamp_(0.0, 1.0)
+        if tick is not None:
+            tick(step)
     with torch.no_grad():
         evidence = _upsample(param, (h, w)).view(n, k, h, w)
         keep = 1.0 - evidence if cfg.game == "deletion" else evidence
@@ -255,8 +259,9 @@ def learn_masks(
     The model must already be on ``device``; it is not moved.
 
     The model is called in eval mode with its parameters frozen, and left as it was found. Images go
-    through in chunks of ``batch_size``; ``progress("masks", done, total)`` and ``cancel()`` (raises
-    :class:`AuditCancelled`) are checked between chunks.
+    through in chunks of ``batch_size``; ``progress("masks", done, total)`` is told after each optimisation
+    step, in image-steps (``total`` = N x ``steps``), and ``cancel()`` (raises :class:`AuditCancelled`) is
+    asked before each chunk and after each step.
     """
     caller = "learn_masks"
     if game not in GAMES:
@@ -302,20 +307,27 @@ def _learn_all(model: Callable[[Tensor], Tensor], images: Tensor, targets: Tenso
     k = len(cfg.areas) if cfg.areas is not None else 1
     masks, p_masked, p_orig = [], [], []
     forward, backward = 1, 0  # the input check's single-image forward
+    total = n * cfg.steps
+
+    def tick(step: int, start: int, chunk: int) -> None:
+        if cancel is not None and cancel():
+            raise AuditCancelled("audit cancelled during masks")
+        if progress is not None:
+            progress("masks", start * cfg.steps + (step + 1) * chunk, total)
+
     for start in range(0, n, batch_size):
         if cancel is not None and cancel():
             raise AuditCancelled("audit cancelled during masks")
         stop = min(n, start + batch_size)
         chunk = stop - start
         with torch.enable_grad():
-            m, pm, po = _learn_chunk(model, images[start:stop], targets[start:stop], start, cfg)
+            m, pm, po = _learn_chunk(model, images[start:stop], targets[start:stop], start, cfg,
+                                     lambda step, start=start, chunk=chunk: tick(step, start, chunk))
         masks.append(m.cpu())
         p_masked.append(pm.cpu())
         p_orig.append(po.cpu())
         forward += chunk + chunk * k * (cfg.steps + 1)  # originals, every step, the final masks
         backward += chunk * k * cfg.steps
-        if progress is not None:
-            progress("masks", stop, n)
     all_masks = torch.cat(masks)
     pm_all, po_all = torch.cat(p_masked), torch.cat(p_orig)
     area = all_masks.flatten(2).mean(2)
