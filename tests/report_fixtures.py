@@ -244,7 +244,7 @@ def results_v2(*, baseline: bool = True) -> dict[str, Any]:
                 age["equalized_odds_difference"]["ci"], "pass", severity="warning"),
         _clause("overall-accuracy", p + "overall.accuracy", ">=", 0.9, 0.87, [0.85, 0.89], "fail", severity="warning"),
     ]
-    policy: dict[str, Any] = {"name": "default", "version": "2", "source": "auditor/policies/default.yaml",
+    policy: dict[str, Any] = {"name": "default", "version": "2", "source": "auditor/policy/shipped/default.yaml",
                               "description": "Baseline fairness gate.", "verdict": "fail", "regressed": baseline,
                               "clauses": clauses, "baseline": None, "regressions_skipped": [], "warnings": []}
     if baseline:

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from auditor.baseline import Baseline, load_baseline, one_sided_p, se_from_interval
 from auditor.cli import main
 from auditor.errors import EXIT_BAD_INPUT, BadInputError
-from auditor.policy import evaluate_policy, load_policy
+from auditor.policy import Baseline, evaluate_policy, load_baseline, load_policy, one_sided_p, se_from_interval
 from tests.conftest import SAMPLE_MODELS, SMALL_PROBE
 from tests.test_policy import attribute, intersection, node, results_with
 

@@ -8,26 +8,14 @@ stands for ``overall``.
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from auditor.policy import Clause
+from auditor.policy.model import OPERATORS, Clause
 
-__all__ = ["OPERATORS", "RESULTS", "lookup", "check_problem", "not_run_reason", "scope_kind", "select_scopes",
-           "no_scope_reason", "Reading", "read_metric", "evaluate_clause"]
+__all__ = ["lookup", "check_problem", "not_run_reason", "scope_kind", "select_scopes", "no_scope_reason", "Reading",
+           "read_metric", "evaluate_clause"]
 
-OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-RESULTS = ("pass", "fail", "borderline", "insufficient_data", "not_run")
-"""What a clause can come to; only the first four of a blocker count towards the verdict."""
 _KINDS = {"attributes": ("attribute",), "intersections": ("intersection",), "all": ("attribute", "intersection")}
 COPIED = ("p_adjusted", "significant")
 """Fields of a metric node copied into its clause entry (the report shows them)."""

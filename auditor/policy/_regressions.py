@@ -23,10 +23,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditor.errors import BadInputError
-from auditor.policy_eval import (
+from auditor.policy._clauses import (
     check_problem,
     lookup,
     no_scope_reason,
@@ -34,10 +34,8 @@ from auditor.policy_eval import (
     read_metric,
     select_scopes,
 )
+from auditor.policy.model import Regression
 from auditor.results import read_results
-
-if TYPE_CHECKING:
-    from auditor.policy import Regression
 
 __all__ = ["Baseline", "load_baseline", "baseline_info", "evaluate_regressions", "skipped_regressions",
            "se_from_interval", "one_sided_p"]

@@ -1,46 +1,33 @@
-"""Policies: YAML files of threshold clauses (metric path, operator, threshold, severity, regulation)
-and regression clauses (allowed worsening against a baseline results.json), evaluated against
-results.json to give a verdict: ``pass``, ``fail`` or ``inconclusive``.
-
-This module parses and validates a policy; `auditor.policy_eval` evaluates threshold clauses and
-`auditor.baseline` regression clauses. The file format is documented in the README (Policies).
+"""Reading a policy: resolve ``--policy`` (a path, a shipped name, or None for the default), parse its
+YAML and validate every clause, regression clause and default, with a message that says what to fix.
+The file format is documented in the README (Policies).
 """
 from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
-from auditor.baseline import (
-    Baseline,
-    baseline_info,
-    evaluate_regressions,
-    load_baseline,
-    skipped_regressions,
+from auditor.errors import PolicyError
+from auditor.policy.model import (
+    CLAUSE_KEYS,
+    DIRECTIONS,
+    OPERATORS,
+    POLICY_KEYS,
+    REGRESSION_KEYS,
+    REQUIRES,
+    SCOPE_SELECTORS,
+    SEVERITIES,
+    Clause,
+    Policy,
+    Regression,
 )
-from auditor.errors import PolicyError, UsageError
-from auditor.policy_eval import OPERATORS, RESULTS, evaluate_clause
 
-__all__ = [
-    "Clause", "Regression", "Policy", "load_policy", "default_policy_path", "shipped_policies",
-    "resolve_policy_path", "required_left_out", "evaluate_policy", "load_baseline", "Baseline", "OPERATORS", "RESULTS", "CHECK_DEFAULTS",
-]
-
-SEVERITIES = ("blocker", "warning")
-REQUIRES = ("point", "interval")
-SCOPE_SELECTORS = ("attributes", "intersections", "all")
-DIRECTIONS = {"higher_is_better": "max_drop", "lower_is_better": "max_rise"}
-CLAUSE_KEYS = ("id", "description", "metric", "scope", "op", "threshold", "require", "severity", "maps_to")
-REGRESSION_KEYS = ("id", "description", "metric", "scope", "direction", "max_drop", "max_rise", "significance",
-                   "severity", "maps_to")
-POLICY_KEYS = ("name", "version", "description", "requires", "defaults", "clauses", "regressions")
-CHECK_DEFAULTS = ("min_group_size", "confidence", "n_boot", "correction", "alpha")
-"""Policy defaults that run_audit passes to group_metrics as parameter defaults (--param still wins)."""
+__all__ = ["load_policy", "default_policy_path", "shipped_policies", "resolve_policy_path"]
 
 # key -> (kind, low, high, choices, constraint text)
 _DEFAULT_SPECS: dict[str, tuple[type | None, float | None, float | None, tuple[str, ...] | None, str]] = {
@@ -54,62 +41,8 @@ _DEFAULT_SPECS: dict[str, tuple[type | None, float | None, float | None, tuple[s
 }
 
 
-@dataclass(frozen=True)
-class Clause:
-    """``metric op threshold``. ``*`` as the metric's scope stands for each scope ``scope`` selects;
-    ``require: interval`` asks the value's whole confidence interval to clear the threshold."""
-
-    id: str
-    metric: str
-    op: str
-    threshold: float
-    severity: str = "blocker"
-    description: str = ""
-    maps_to: tuple[str, ...] = ()
-    require: str = "point"
-    scope: str | tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Regression:
-    """At most ``allowance`` worsening of ``metric`` against a baseline (``max_drop`` when higher is
-    better, ``max_rise`` when lower is better); with ``significance`` only a significant excess fails."""
-
-    id: str
-    metric: str
-    direction: str
-    allowance: float
-    significance: bool = False
-    severity: str = "blocker"
-    description: str = ""
-    maps_to: tuple[str, ...] = ()
-    scope: str | tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Policy:
-    name: str
-    version: str
-    clauses: tuple[Clause, ...]
-    source: str = ""
-    description: str = ""
-    defaults: dict[str, Any] = field(default_factory=dict)
-    regressions: tuple[Regression, ...] = ()
-    requires: tuple[str, ...] = ()
-    """Checks a verdict needs: a run whose --checks leaves one out is refused before any work."""
-
-    @property
-    def check_params(self) -> dict[str, Any]:
-        """The group_metrics parameter defaults this policy sets."""
-        return {k: self.defaults[k] for k in CHECK_DEFAULTS if k in self.defaults}
-
-    @property
-    def alpha(self) -> float:
-        return float(self.defaults.get("alpha", 0.05))
-
-
 def _policies_dir() -> Path:
-    return Path(str(resources.files("auditor") / "policies"))
+    return Path(str(resources.files("auditor.policy") / "shipped"))
 
 
 def default_policy_path() -> Path:
@@ -118,7 +51,7 @@ def default_policy_path() -> Path:
 
 
 def shipped_policies() -> list[str]:
-    """Names of the policies shipped in ``auditor/policies`` (usable as ``--policy NAME``)."""
+    """Names of the policies shipped in ``auditor/policy/shipped`` (usable as ``--policy NAME``)."""
     return sorted(p.stem for p in _policies_dir().glob("*.yaml"))
 
 
@@ -155,6 +88,7 @@ def _metric_error(path: str, where: str, why: str, valid: list[str]) -> PolicyEr
 
 
 def _validate_metric(path: str, where: str) -> None:
+    # Lazy: the registry loads every check, and with them torch; only validating a metric needs it.
     from auditor.checks.registry import check_names, get_check
 
     parts = path.split(".")
@@ -309,6 +243,7 @@ def _parse_defaults(raw: Any, src: str) -> dict[str, Any]:
 
 
 def _parse_requires(raw: Any, src: str) -> tuple[str, ...]:
+    # Lazy: the registry loads every check, and with them torch; only validating requires needs it.
     from auditor.checks.registry import check_names
 
     if raw is None:
@@ -365,61 +300,3 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(f"policy file {p} has two clauses with id {dup!r}; ids must be unique across clauses and regressions")
     return Policy(str(raw.get("name", p.stem)), str(raw.get("version", "1")), parsed, str(p),
                   str(raw.get("description", "")), defaults, parsed_r, requires)
-
-
-def required_left_out(policy: Policy, names: Sequence[str]) -> list[str]:
-    """The checks ``policy`` requires that a run of checks ``names`` leaves out (its verdict is then inconclusive)."""
-    return [n for n in policy.requires if n not in names]
-
-
-def _verdict(entries: list[dict[str, Any]], missing_required: list[str]) -> str:
-    blockers = [c for c in entries if c["severity"] == "blocker"]
-    if any(c["result"] == "fail" for c in blockers):
-        return "fail"
-    if missing_required:
-        return "inconclusive"  # a check the policy needs for a verdict was not run
-    if any(c["result"] in ("borderline", "insufficient_data") for c in blockers):
-        return "inconclusive"
-    if blockers and all(c["result"] == "not_run" for c in blockers):
-        return "inconclusive"  # nothing the gate blocks on was measured: never a pass on nothing
-    return "pass"
-
-
-def evaluate_policy(policy: Policy, results: dict[str, Any], baseline: Baseline | None = None) -> dict[str, Any]:
-    """The ``policy`` block of results.json: each clause's value and result, and the verdict.
-
-    Clause results: ``pass``, ``fail`` (the evidence says so: the whole interval on the wrong side),
-    ``borderline`` (the interval straddles the threshold), ``insufficient_data`` (no value), and
-    ``not_run`` (the clause's check was left out of ``--checks``). Verdict: ``fail`` if a blocker
-    clause (threshold or regression) fails; else ``inconclusive`` if a check the policy ``requires`` was
-    not run (``missing_required``), a blocker is borderline or lacks data, or every blocker was not run;
-    else ``pass``. ``not_run`` clauses and warning clauses never
-    change the verdict. Regression clauses are evaluated only with a ``baseline``; without one they
-    are listed under ``regressions_skipped`` and do not count.
-    """
-    every = bool(policy.defaults.get("judge_every_group", False))
-    entries = [e for c in policy.clauses for e in evaluate_clause(c, results, judge_every_group=every)]
-    warnings: list[str] = []
-    info = None
-    skipped: list[dict[str, Any]] = []
-    if baseline is None:
-        skipped = skipped_regressions(policy.regressions)
-    else:
-        info = baseline_info(baseline, results)
-        if not policy.regressions:
-            warnings.append(f"--baseline {baseline.path} was given but policy {policy.name} has no regression "
-                            "clauses, so it was not compared")
-        else:
-            found, more = evaluate_regressions(policy.regressions, results, baseline, policy.alpha, info["same_probe"])
-            entries += found
-            warnings += more
-    regressed = [c["id"] for c in entries
-                 if c["kind"] == "regression" and c["severity"] == "blocker" and c["result"] == "fail"]
-    missing = required_left_out(policy, [n for n in policy.requires if n in (results.get("checks") or {})])
-    return {"name": policy.name, "version": policy.version, "source": policy.source,
-            "description": policy.description, "requires": list(policy.requires), "missing_required": missing,
-            "verdict": _verdict(entries, missing),
-            "regressed": bool(regressed), "clauses": entries,
-            "borderline": [c["id"] for c in entries if c["result"] == "borderline"],
-            "not_run": [c["id"] for c in entries if c["result"] == "not_run"],
-            "baseline": info, "regressions_skipped": skipped, "warnings": warnings}

@@ -1,0 +1,246 @@
+"""The comparison rendered: a defensive view of it (it may come from compare.json), the HTML page,
+the Markdown summary, and the files (`write_comparison`).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from auditor._report_format import NA, as_dict, as_list, dig, fmt_num, fmt_plain, short
+from auditor._report_markdown import md
+from auditor.atomic import atomic_write_bytes, atomic_write_text
+from auditor.compare._model import _VERDICTS, MASKING_FLAG, NOT_CONFIRMED, SECTION_TITLES, _cost_text
+from auditor.compare._values import _ci, _jsonable, _real, _signed
+
+__all__ = ["COMPARE_FILES", "render_comparison_html", "render_comparison_markdown", "write_comparison"]
+
+TEMPLATE = "compare.html.j2"
+STYLESHEET = "compare.css"
+COMPARE_FILES = {"json": "compare.json", "html": "compare.html", "md": "compare.md", "pdf": "compare.pdf"}
+_OWN_TITLES = {MASKING_FLAG, NOT_CONFIRMED}
+MD_LIMIT = 60_000
+MD_MAX_ROWS = 40
+_OPS = {"<=", ">=", "<", ">", "==", "!="}
+
+
+def _metric_text(m: Any) -> str:
+    v = _real(dig(m, "value"))
+    if v is None:
+        return NA
+    text = fmt_num(v)
+    ci = _ci(m)
+    if ci is not None:
+        text += f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+    return text
+
+
+def _row_view(r: Any) -> dict[str, Any] | None:
+    if not isinstance(r, dict):
+        return None
+    direction = r.get("direction") if r.get("direction") in ("improved", "worsened", "unchanged", "changed") else "n/a"
+    sig = r.get("significance") if r.get("significance") in ("significant", "not significant", "no interval") else "n/a"
+    thr = r.get("threshold")
+    requirement = ""
+    if r.get("op") is not None or thr is not None:
+        requirement = f"{short(r.get('op') or '', 10)} {fmt_plain(thr) if _real(thr) is not None else short(thr or '', 60)}".strip()
+    return {
+        "label": short(r.get("label") if r.get("label") is not None else r.get("key", "?"), 160),
+        "metric": short(r.get("metric"), 200) if r.get("metric") is not None else "",
+        "before": _metric_text(r.get("before")), "after": _metric_text(r.get("after")),
+        "reason_before": short(dig(r, "before", "reason"), 200) if dig(r, "before", "reason") else "",
+        "reason_after": short(dig(r, "after", "reason"), 200) if dig(r, "after", "reason") else "",
+        "change": _signed(r.get("change")), "direction": direction, "significance": sig,
+        "sig_class": sig.replace(" ", "-").replace("/", ""), "significant": sig == "significant",
+        "result_before": short(r.get("result_before") or NA, 40).replace("_", " "),
+        "result_after": short(r.get("result_after") or NA, 40).replace("_", " "),
+        "requirement": requirement, "plain_requirement": r.get("op") in _OPS and _real(thr) is not None,
+        "severity": short(r.get("severity") or "", 40),
+        "scope_kind": r.get("scope_kind") if r.get("scope_kind") in ("attribute", "intersection", "overall") else "",
+        "key_metric": r.get("key_metric") is True, "present": r.get("present") if isinstance(r.get("present"), str) else "",
+    }
+
+
+def _settings_items(settings: Any) -> list[tuple[str, str]]:
+    if not isinstance(settings, dict):
+        return [] if settings in (None, "") else [("value", short(settings, 300))]
+    out = []
+    for k, v in list(settings.items())[:60]:
+        text = fmt_plain(v) if isinstance(v, (int, float, list, tuple)) and not isinstance(v, bool) or v is None \
+            else short(json.dumps(_jsonable(v)) if isinstance(v, dict) else v, 300)
+        out.append((short(k, 80), text))
+    return out
+
+
+def _view(cmp: Any) -> dict[str, Any]:
+    """What the HTML and Markdown show, read defensively from a comparison (possibly loaded from compare.json)."""
+    c = as_dict(cmp)
+    h = as_dict(c.get("header"))
+    acc = as_dict(c.get("accuracy"))
+    verdict = as_dict(c.get("verdict"))
+
+    def model(side: str) -> dict[str, str]:
+        m = as_dict(dig(h, side, "model"))
+        return {k: short(m.get(k), 300) if m.get(k) is not None else NA for k in ("source", "name", "sha256")}
+
+    sections = []
+    for s in as_list(c.get("sections")):
+        if not isinstance(s, dict):
+            continue
+        rows = [v for v in (_row_view(r) for r in as_list(s.get("rows"))) if v is not None]
+        sid = s.get("id") if s.get("id") in SECTION_TITLES else "other"
+        sections.append({"id": sid, "title": SECTION_TITLES.get(sid, short(s.get("title") or "Other", 80)),
+                         "rows": [r for r in rows if r["scope_kind"] != "intersection"],
+                         "intersection_rows": [r for r in rows if r["scope_kind"] == "intersection"],
+                         "note": short(s.get("note"), 300) if s.get("note") else ""})
+    flags = []
+    for f in as_list(c.get("flags")):
+        if isinstance(f, dict):
+            title = short(f.get("title") or f.get("id") or "flag", 200)
+            message = short(f.get("message") or "", 1500)
+            if message.startswith(title + ": "):  # the JSON message stands alone; the reports show the title above it
+                message = message[len(title) + 2:]
+                message = message[:1].upper() + message[1:]
+            flags.append({"title": title, "message": message,
+                          "severity": "warning" if f.get("severity") == "warning" else "note"})
+    summary = {k: (v if isinstance(v, int) else 0) for k, v in as_dict(c.get("summary")).items()}
+
+    def verdict_of(side: str) -> str:
+        v = verdict.get(side)
+        return v if v in _VERDICTS else "none"
+
+    probe = as_dict(h.get("probe"))
+    return {
+        "method": short(h.get("method") or NA, 200),
+        "settings": _settings_items(h.get("settings")),
+        "before_model": model("before"), "after_model": model("after"),
+        "probe_source": short(probe.get("source") or NA, 300), "probe_sha256": short(probe.get("sha256") or NA, 100),
+        "probe_n": fmt_num(_real(probe.get("n"))),
+        "seed": short(h.get("seed"), 60) if h.get("seed") is not None else NA,
+        "budget": short(h.get("budget") or NA, 60),
+        "policy": short(h.get("policy") or NA, 200) + (f" v{short(h['policy_version'], 30)}" if h.get("policy_version") else ""),
+        "mismatches": [short(m, 300) for m in as_list(h.get("mismatches"))],
+        "verdict_before": verdict_of("before"), "verdict_after": verdict_of("after"),
+        "accuracy": {"before": _metric_text(acc.get("before")), "after": _metric_text(acc.get("after")),
+                     "change": _signed(acc.get("change")), "text": _cost_text(acc),
+                     "significance": short(acc.get("significance") or NA, 40),
+                     "direction": acc.get("direction") if acc.get("direction") in ("improved", "worsened", "unchanged")
+                     else "n/a"},
+        "flags": flags,
+        "checks": [(short(k, 80), short(as_dict(v).get("before") or NA, 40), short(as_dict(v).get("after") or NA, 40))
+                   for k, v in as_dict(c.get("checks")).items()],
+        "summary": summary,
+        "sections": sections,
+        "rule": short(c.get("significance_rule") or "", 600),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("reports_templates", "."), autoescape=True,
+                              undefined=jinja2.Undefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _stylesheet() -> Markup:
+    css = importlib.resources.files("reports_templates").joinpath(STYLESHEET).read_text(encoding="utf-8")
+    return Markup(css.replace("</", "<\\/"))
+
+
+def render_comparison_html(cmp: dict[str, Any]) -> str:
+    """The comparison as one self-contained HTML page (inline CSS, no script, nothing fetched, all escaped)."""
+    return _environment().get_template(TEMPLATE).render(v=_view(cmp), css=_stylesheet())
+
+
+def _md_row(r: dict[str, Any]) -> str:
+    mark = " ✱" if r["significant"] else ""
+    return (f"| {md(r['label'], 120)} | {r['before']} | {r['after']} | {r['change']} | "
+            f"{r['direction']}{mark} | {r['significance']} |")
+
+
+def render_comparison_markdown(cmp: dict[str, Any]) -> str:
+    """A short Markdown summary (PR comment): verdicts, the accuracy cost, flags, clauses, key and significant rows."""
+    v = _view(cmp)
+    badge = {"pass": "✅ PASS", "fail": "❌ FAIL", "inconclusive": "⚠️ INCONCLUSIVE", "none": "➖ NO VERDICT"}
+    out = [f"## Mitigation comparison: {md(v['method'], 80)}", "",
+           f"**Verdict:** {badge[v['verdict_before']]} → {badge[v['verdict_after']]}", "",
+           f"**{v['accuracy']['text']}**", "",
+           (f"Model before: {md(v['before_model']['source'], 200)} · after: {md(v['after_model']['source'], 200)} · "
+           f"probe {md(v['probe_source'], 200)} · seed {md(v['seed'], 40)} · budget {md(v['budget'], 40)} · "
+           f"policy {md(v['policy'], 120)}"), ""]
+    if v["settings"]:
+        out += ["Settings: " + ", ".join(f"{md(k, 60)} = {md(val, 120)}" for k, val in v["settings"]), ""]
+    for m in v["mismatches"]:
+        out += [f"> ⚠️ Not like for like: {md(m, 300)}", ""]
+    for f in v["flags"]:
+        title = f["title"] if f["title"] in _OWN_TITLES else md(f["title"], 200)
+        out += [f"> {'⚠️' if f['severity'] == 'warning' else 'ℹ️'} **{title}**: {md(f['message'], 1500)}", ""]
+    s = v["summary"]
+    out += [(f"{s.get('improved', 0)} improved ({s.get('significant_improved', 0)} significantly), "
+            f"{s.get('worsened', 0)} worsened ({s.get('significant_worsened', 0)} significantly), "
+            f"{s.get('unchanged', 0)} unchanged, {s.get('n/a', 0)} not comparable."), ""]
+    clauses = next((sec["rows"] for sec in v["sections"] if sec["id"] == "policy"), [])
+    if clauses:
+        out += ["### Policy clauses", "", "| Clause | Required | Before | Result | After | Result | Change |",
+                "|---|---|---:|---|---:|---|---:|"]
+        for r in clauses[:MD_MAX_ROWS]:
+            req = r["requirement"] if r["plain_requirement"] else md(r["requirement"], 60)
+            out.append(f"| {md(r['label'], 120)} | {req} | {r['before']} | "
+                       f"{md(r['result_before'], 30)} | {r['after']} | {md(r['result_after'], 30)} | {r['change']} |")
+        if len(clauses) > MD_MAX_ROWS:
+            out.append(f"_… and {len(clauses) - MD_MAX_ROWS} more clauses._")
+        out.append("")
+    others = [r for sec in v["sections"] if sec["id"] != "policy" for r in sec["rows"] + sec["intersection_rows"]
+              if r["key_metric"] or r["significant"]]
+    if others:
+        out += ["### Key metrics and significant changes", "",
+                "| Metric | Before | After | Change | Direction | Significance |", "|---|---:|---:|---:|---|---|"]
+        out += [_md_row(r) for r in others[:MD_MAX_ROWS]]
+        if len(others) > MD_MAX_ROWS:
+            out.append(f"_… and {len(others) - MD_MAX_ROWS} more; see compare.html._")
+        out.append("")
+    out += ["✱ significant: " + md(v["rule"], 600) if v["rule"] else "", ""]
+    text = "\n".join(out)
+    if len(text) > MD_LIMIT:
+        cut = text.rfind("\n", 0, MD_LIMIT - 100)
+        text = text[: max(cut, 0)] + "\n_… cut here to fit a comment; the full comparison is compare.html._\n"
+    return text
+
+
+def write_comparison(cmp: dict[str, Any], out_dir: str | os.PathLike[str],
+                     formats: Iterable[str] = ("html", "md", "json", "pdf")) -> dict[str, Path]:
+    """Atomically write ``compare.json`` / ``compare.html`` / ``compare.md`` / ``compare.pdf`` (the PDF is the
+    HTML laid out by weasyprint, as for the audit report) into ``out_dir``; returns format -> path. The PDF
+    is written last, so a missing weasyprint (`PdfUnavailableError`) leaves the other files written."""
+    wanted = [f.strip().lower() for f in formats]
+    unknown = [f for f in wanted if f not in COMPARE_FILES]
+    if unknown:
+        raise ValueError(f"unknown comparison format(s) {', '.join(map(repr, unknown))}; "
+                         f"choose from {', '.join(COMPARE_FILES)}")
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    html = render_comparison_html(cmp) if {"html", "pdf"} & set(wanted) else ""
+    for fmt in ("json", "html", "md"):
+        if fmt not in wanted:
+            continue
+        path = out / COMPARE_FILES[fmt]
+        if fmt == "json":
+            text = json.dumps(_jsonable(cmp), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        elif fmt == "html":
+            text = html
+        else:
+            text = render_comparison_markdown(cmp)
+        written[fmt] = atomic_write_text(path, text)
+    if "pdf" in wanted:
+        from auditor.report_pdf import render_pdf  # lazy: weasyprint loads only when a PDF is asked for
+
+        written["pdf"] = atomic_write_bytes(out / COMPARE_FILES["pdf"], render_pdf(html=html))
+    return written

@@ -1,0 +1,91 @@
+"""What a policy is: threshold clauses, regression clauses, the policy that holds them, and the
+vocabulary they share (operators, severities, clause results). A leaf: it imports nothing of the
+policy package, so loading (`_load`), threshold evaluation (`_clauses`), regressions (`_regressions`)
+and the verdict (`_verdict`) all build on it without a cycle.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = [
+    "Clause", "Regression", "Policy", "OPERATORS", "RESULTS", "SEVERITIES", "REQUIRES", "SCOPE_SELECTORS",
+    "DIRECTIONS", "CLAUSE_KEYS", "REGRESSION_KEYS", "POLICY_KEYS", "CHECK_DEFAULTS",
+]
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+RESULTS = ("pass", "fail", "borderline", "insufficient_data", "not_run")
+"""What a clause can come to; only the first four of a blocker count towards the verdict."""
+
+SEVERITIES = ("blocker", "warning")
+REQUIRES = ("point", "interval")
+SCOPE_SELECTORS = ("attributes", "intersections", "all")
+DIRECTIONS = {"higher_is_better": "max_drop", "lower_is_better": "max_rise"}
+CLAUSE_KEYS = ("id", "description", "metric", "scope", "op", "threshold", "require", "severity", "maps_to")
+REGRESSION_KEYS = ("id", "description", "metric", "scope", "direction", "max_drop", "max_rise", "significance",
+                   "severity", "maps_to")
+POLICY_KEYS = ("name", "version", "description", "requires", "defaults", "clauses", "regressions")
+CHECK_DEFAULTS = ("min_group_size", "confidence", "n_boot", "correction", "alpha")
+"""Policy defaults that run_audit passes to group_metrics as parameter defaults (--param still wins)."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    """``metric op threshold``. ``*`` as the metric's scope stands for each scope ``scope`` selects;
+    ``require: interval`` asks the value's whole confidence interval to clear the threshold."""
+
+    id: str
+    metric: str
+    op: str
+    threshold: float
+    severity: str = "blocker"
+    description: str = ""
+    maps_to: tuple[str, ...] = ()
+    require: str = "point"
+    scope: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Regression:
+    """At most ``allowance`` worsening of ``metric`` against a baseline (``max_drop`` when higher is
+    better, ``max_rise`` when lower is better); with ``significance`` only a significant excess fails."""
+
+    id: str
+    metric: str
+    direction: str
+    allowance: float
+    significance: bool = False
+    severity: str = "blocker"
+    description: str = ""
+    maps_to: tuple[str, ...] = ()
+    scope: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str
+    clauses: tuple[Clause, ...]
+    source: str = ""
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    regressions: tuple[Regression, ...] = ()
+    requires: tuple[str, ...] = ()
+    """Checks a verdict needs: a run whose --checks leaves one out is refused before any work."""
+
+    @property
+    def check_params(self) -> dict[str, Any]:
+        """The group_metrics parameter defaults this policy sets."""
+        return {k: self.defaults[k] for k in CHECK_DEFAULTS if k in self.defaults}
+
+    @property
+    def alpha(self) -> float:
+        return float(self.defaults.get("alpha", 0.05))
