@@ -26,8 +26,7 @@ from auditor.cost import CostPlan, PassCounter, plan_for_audit
 from auditor.errors import (
     EXIT_FAIL, EXIT_PASS, AuditCancelled, ModelLoadError, ProbeError, UsageError,
 )
-from auditor.model_declared import Declared
-from auditor.models import LoadedModel, check_model_output, load_model, resolve_device
+from auditor.models import Declared, LoadedModel, check_model_output, load_model, resolve_device
 from auditor.result import AuditResult
 from auditor.preflight import verify_classes, verify_preprocessing
 from auditor.outdir import StagedFolder, record_manifest, sha256_file

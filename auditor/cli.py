@@ -82,7 +82,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _declared(ns: argparse.Namespace) -> dict[str, Any]:
     """The model flags as typed `AuditConfig`/`MitigateConfig` fields (bad values exit 2 with the fix)."""
-    from auditor.model_declared import parse_declared
+    from auditor.models import parse_declared
 
     d = parse_declared(classes=ns.classes, positive_class=ns.positive_class, mean=ns.mean, std=ns.std,
                        input_size=ns.input_size)

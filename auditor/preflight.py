@@ -32,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import binomtest
 
 from auditor.errors import ModelLoadError
-from auditor.model_declared import IMAGENET_MEAN, IMAGENET_STD
+from auditor.models import IMAGENET_MEAN, IMAGENET_STD
 from probes import make_loader
 from probes.loader import image_size_basis
 from probes.base import CLASS_ORDER_SOURCES

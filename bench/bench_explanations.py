@@ -19,10 +19,9 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auditor.audit_model import AuditModel
 from auditor.explain.attributions import METHODS, Settings, attribute, find_conv_layer
 from auditor.frozen import frozen
-from auditor.models import load_model
+from auditor.models import AuditModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

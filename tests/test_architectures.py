@@ -28,13 +28,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from auditor.api import AuditConfig, run_audit
-from auditor.audit_model import AuditModel
 from auditor.checks import check_names
 from auditor.explain.attributions import Settings, attribute, find_conv_layer
 from auditor.frozen import frozen
 from auditor.mitigate.debiasing import AdversarialDebiasing, extract_features, find_feature_layer
-from auditor.model_declared import IMAGENET_MEAN, IMAGENET_STD, Declared
-from auditor.models import check_model_output, load_model
+from auditor.models import IMAGENET_MEAN, IMAGENET_STD, AuditModel, Declared, check_model_output, load_model
 
 pytestmark = pytest.mark.slow
 

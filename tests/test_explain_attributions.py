@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.audit_model import AuditModel
 from auditor.explain.attributions import METHODS, MethodUnavailable, Settings, attribute, find_conv_layer
 from auditor.frozen import frozen
+from auditor.models import AuditModel
 
 SIZE = 32
 PATCH = (slice(20, 26), slice(4, 10))

@@ -14,7 +14,6 @@ from model_fixtures import TinyCNN
 from safetensors.torch import load_file
 from torch import nn
 
-from auditor.audit_model import AuditModel
 from auditor.explain import figures
 from auditor.explain.model_views import (
     ClassModels,
@@ -24,7 +23,7 @@ from auditor.explain.model_views import (
     class_model_images,
     first_layer_filters,
 )
-from auditor.models import load_model
+from auditor.models import AuditModel, load_model
 from sample_models.architectures import small_cnn, tiny_resnet
 
 ROOT = Path(__file__).resolve().parents[1]

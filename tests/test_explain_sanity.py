@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.audit_model import AuditModel
 from auditor.explain.attributions import Settings, attribute
 from auditor.explain.sanity import cascade_stages, randomised, rank_correlation, run_cascade
 from auditor.frozen import frozen
+from auditor.models import AuditModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

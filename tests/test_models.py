@@ -331,7 +331,7 @@ def test_loaded_model_is_a_dataclass_with_the_documented_fields():
 
 
 def test_safetensors_metadata_declares_what_the_file_means_and_a_flag_beats_it(tmp_path, caplog):
-    from auditor.model_declared import Declared
+    from auditor.models import Declared
 
     meta = {"classes": json.dumps(["male", "female"]), "mean": "0.485,0.456,0.406", "std": "[0.229, 0.224, 0.225]",
             "input_size": "224"}

@@ -16,8 +16,7 @@ from torch import nn
 
 from auditor import preflight
 from auditor.cli import main
-from auditor.model_declared import IMAGENET_MEAN, IMAGENET_STD
-from auditor.models import load_model
+from auditor.models import IMAGENET_MEAN, IMAGENET_STD, load_model
 from auditor.preflight import MARGIN, classes_flag, verify_class_order
 from probes.synth import open_synth, write_manifest_folder
 

@@ -213,9 +213,9 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     """Train, write, audit before and after, compare; the exit code is the mitigated model's audit's."""
     from auditor.api import AuditConfig, run_audit
     from auditor.compare import compare_results, write_comparison
-    from auditor.devices import resolve_device
     from auditor.mitigate.export import save_mitigated
     from auditor.mitigate.loop import fit
+    from auditor.models import resolve_device
 
     _validate(cfg)
     use_threads(cfg.threads)  # before any work

@@ -4,16 +4,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
 
 import torch
 
-from auditor.audit_model import as_logits
 from auditor.errors import ModelLoadError, UsageError
-from auditor.model_files import error_line
-
-if TYPE_CHECKING:
-    from auditor.models import LoadedModel
+from auditor.models._files import error_line
+from auditor.models._loaded import LoadedModel
+from auditor.models._wrapper import as_logits
 
 __all__ = ["check_model_output"]
 

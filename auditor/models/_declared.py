@@ -1,6 +1,6 @@
 """What the user declares about a model beyond its file: classes, positive class, mean/std, input size.
 
-The same facts come from a model spec YAML (`auditor.model_spec`) or from flags (``--classes``,
+The same facts come from a model spec YAML (`auditor.models._spec`) or from flags (``--classes``,
 ``--positive-class``, ``--mean``, ``--std``, ``--input-size``); a flag beats the spec with a warning.
 `Declared` is the validated flag side: `parse_declared` turns the CLI's strings into it and
 `Declared.validated` checks values handed to the Python API, with one error template.
