@@ -35,7 +35,7 @@ that do not use the model's gradients succeed as before.
 
 Nothing here raises on odd results (missing keys, wrong types, NaN/inf, hostile strings): a metric that
 cannot be read is missing. Strings from the data are kept (control characters replaced) and escaped by
-each renderer: HTML through jinja2 autoescape, Markdown with `auditor._report_markdown.md`.
+each renderer: HTML through jinja2 autoescape, Markdown with `auditor.report._markdown.md`.
 
     >>> cmp = compare_results({}, {}, method="distillation")
     >>> cmp["accuracy"]["direction"]
@@ -55,7 +55,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor._report_format import (
+from auditor.report._format import (
     NA,
     as_dict,
     as_list,
@@ -66,7 +66,7 @@ from auditor._report_format import (
     metric_label,
     short,
 )
-from auditor._report_markdown import md
+from auditor.report._markdown import md
 from auditor.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -866,7 +866,7 @@ def write_comparison(cmp: dict[str, Any], out_dir: str | os.PathLike[str],
             text = render_comparison_markdown(cmp)
         written[fmt] = atomic_write_text(path, text)
     if "pdf" in wanted:
-        from auditor.report_pdf import render_pdf
+        from auditor.report import render_pdf
 
         written["pdf"] = atomic_write_bytes(out / COMPARE_FILES["pdf"], render_pdf(html=html))
     return written

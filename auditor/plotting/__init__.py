@@ -1,0 +1,48 @@
+"""Figures shared by the checks and the report: the house style and the image panels.
+
+The checks draw their figures (``checks.*.figures``) with these; the report draws its charts under the same
+`STYLE` and shows names through the same `short`. Nothing here imports matplotlib at import time (each
+figure imports it when drawn: it is optional and slow to load), and nothing here knows the report.
+
+- `STYLE`, `styled`: matplotlib rc settings of every figure, and a decorator that draws under them.
+- `clean_text`, `short`, `MAX_NAME`: a name from the data made safe to show, and cut to a width.
+- `evidence_overview`, `example_overlays`, `image_rows`, `counterfactual_pairs`: image-panel figures.
+- `canvas`, `draw_image`, `empty_cell`, `cell_text`, `wrap_name`, `to_rgb`, `png_uri`: their building blocks.
+"""
+from __future__ import annotations
+
+from auditor.plotting._images import (
+    MAX_SIDE,
+    canvas,
+    cell_text,
+    counterfactual_pairs,
+    draw_image,
+    empty_cell,
+    evidence_overview,
+    example_overlays,
+    image_rows,
+    png_uri,
+    to_rgb,
+    wrap_name,
+)
+from auditor.plotting._style import MAX_NAME, STYLE, clean_text, short, styled
+
+__all__ = [
+    "MAX_NAME",
+    "MAX_SIDE",
+    "STYLE",
+    "canvas",
+    "cell_text",
+    "clean_text",
+    "counterfactual_pairs",
+    "draw_image",
+    "empty_cell",
+    "evidence_overview",
+    "example_overlays",
+    "image_rows",
+    "png_uri",
+    "short",
+    "styled",
+    "to_rgb",
+    "wrap_name",
+]
