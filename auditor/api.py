@@ -140,7 +140,7 @@ def _validate_config(cfg: AuditConfig) -> list[str]:
     if cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {cfg.batch_size}")
     if "pdf" in cfg.formats and cfg.out_dir is not None:
-        from auditor.report_pdf import check_pdf_available
+        from auditor.report import check_pdf_available
 
         check_pdf_available()  # a machine without weasyprint/Pango fails now, not after the audit
     if cfg.out_dir is not None:
@@ -435,7 +435,7 @@ def _write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str]
     """results.json, then each report format, then manifest.json (each atomically) into ``folder``.
 
     The PDF comes last of the reports (slowest, and the one that needs system libraries): when weasyprint or
-    Pango is missing it raises `auditor.report_pdf.PdfUnavailableError` (exit 2)."""
+    Pango is missing it raises `auditor.report.PdfUnavailableError` (exit 2)."""
     from auditor import report
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -447,7 +447,7 @@ def _write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str]
         if fmt in formats:
             paths[fmt] = report.write_report(results, folder, fmt)
     if "pdf" in formats:
-        from auditor.report_pdf import write_pdf
+        from auditor.report import write_pdf
 
         paths["pdf"] = write_pdf(results, folder, html=html)
     record_manifest(folder, [p for k, p in paths.items() if k != "json"], sha256_file(paths["json"]))

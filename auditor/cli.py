@@ -276,7 +276,7 @@ def _cmd_report(ns: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder (it is created if missing)")
     if "pdf" in ns.format:
-        from auditor.report_pdf import check_pdf_available
+        from auditor.report import check_pdf_available
 
         check_pdf_available()  # before writing anything
     written = []
@@ -288,7 +288,7 @@ def _cmd_report(ns: argparse.Namespace) -> int:
             if fmt == "html":
                 path = report.write_html(results, out, html=html)
             elif fmt == "pdf":
-                from auditor.report_pdf import write_pdf
+                from auditor.report import write_pdf
 
                 path = write_pdf(results, out, html=html)
             else:

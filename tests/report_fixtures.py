@@ -12,8 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from auditor.report import render_html, render_markdown
-from auditor.report_junit import render_junit
+from auditor.report import render_html, render_junit, render_markdown
 
 RATES = ("accuracy", "error_rate", "selection_rate", "tpr", "fnr", "fpr", "tnr", "precision", "ece", "brier")
 TWIN = {"error_rate": "accuracy", "fnr": "tpr", "tnr": "fpr"}

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 from PIL import Image
 
-from auditor import image_figures as figures
+from auditor import plotting as figures
 
 PREFIX = "data:image/png;base64,"
 HOSTILE = ["<script>alert(1)</script>", "$x$", "$\\frac{$", "x" * 500, "a\x00b\nc", ""]

@@ -112,7 +112,7 @@ def test_a_probe_of_one_size_records_no_resized_image(tmp_path):
 
 
 def test_resized_images_get_a_row_on_page_one():
-    from auditor._report_findings import resized_rows
+    from auditor.report._assumptions import resized_rows
 
     results = {"probe": {"n": 12, "n_skipped": 0, "resized": {"n": 1, "to": [64, 64], "method": "centre crop",
                                                                "from": {"300x200": 1}}}}

@@ -8,12 +8,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from auditor._report_findings import verdict_sentence
+from auditor.report._findings import verdict_sentence
 from auditor.api import AuditConfig, _validate_config
 from auditor.cli import main
 from auditor.errors import EXIT_BAD_INPUT, PolicyError, UsageError
 from auditor.policy import evaluate_policy, load_policy
-from auditor.report_junit import render_junit
+from auditor.report import render_junit
 from tests.conftest import SAMPLE_MODELS
 
 RATIO = """id: ratio

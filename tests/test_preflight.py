@@ -209,7 +209,7 @@ def test_a_tiny_probe_cannot_contradict_by_chance():
 
 def test_page_one_says_what_was_assumed_and_what_the_preflight_found(files, tmp_path):
     from auditor.report import render_html
-    from auditor._report_markdown import render_markdown
+    from auditor.report import render_markdown
 
     code, results = _audit(tmp_path, files["plain"], files["probe"])
     html = render_html(results)

@@ -283,7 +283,7 @@ def test_write_html_replaces_an_existing_report(tmp_path: Path) -> None:
 
 
 def test_the_chart_cache_hands_groups_over_in_results_order_not_alphabetical():
-    from auditor._report_figures import _cached
+    from auditor.report._charts import _cached
 
     seen = []
     chart = _cached(lambda groups: seen.append(list(groups)) or "drawn")

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from auditor._report_attacks import eps_text, reliability
-from auditor._report_figures import robustness_curves
-from auditor.report import render_html, render_markdown
-from auditor.report_pdf import render_pdf
+from auditor.report import render_html, render_markdown, render_pdf
+from auditor.report._curves import robustness_curves
+from auditor.report.sections.attacks import eps_text, reliability
 from tests.report_fixtures import (
     CONTROL,
     HOSTILE,

@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from auditor import _report_explanations
-from auditor._report_explanations import explanations_view, finding_text
-from auditor._report_figures import faithfulness_curves, sanity_chart
-from auditor.report import render_html, render_markdown
-from auditor.report_junit import render_junit
-from auditor.report_pdf import render_pdf
+from auditor.report import render_html, render_junit, render_markdown, render_pdf
+from auditor.report._curves import faithfulness_curves, sanity_chart
+from auditor.report.sections import explanations as explanations_section
+from auditor.report.sections.explanations import explanations_view, finding_text
 from tests.report_fixtures import (
     CONTROL,
     EX_FINDING,
@@ -64,8 +62,8 @@ def section(page: str) -> str:
 def stub_charts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The two charts as a fixed pixel: the key-by-key tests render hundreds of pages (the charts' own
     survival of bad data is tested on the chart functions)."""
-    monkeypatch.setattr(_report_explanations, "faithfulness_curves", lambda *args: PIXEL)
-    monkeypatch.setattr(_report_explanations, "sanity_chart", lambda *args: PIXEL)
+    monkeypatch.setattr(explanations_section, "faithfulness_curves", lambda *args: PIXEL)
+    monkeypatch.setattr(explanations_section, "sanity_chart", lambda *args: PIXEL)
 
 
 # -- HTML: content and order ----------------------------------------------------------------------------
@@ -191,7 +189,7 @@ def test_parts_are_read_from_overall_only_and_attribute_scopes_beside_it() -> No
     assert '<p class="ex-summary ex-flagged">4 of 5 methods beat a random pixel order on deletion; 1 of 4 failed' in section
     results = results_explanations()
     metrics = _metrics(results)
-    for key in _report_explanations.PARTS:
+    for key in explanations_section.PARTS:
         metrics[key] = metrics["overall"].pop(key)
     assert explanations_view(_ex(results), []) is None  # the parts at the top only: not the schema, a generic tree
     assert "ex-summary" not in check_section(render_html(results), "explanations")

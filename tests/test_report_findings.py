@@ -1,7 +1,7 @@
 """The executive-summary findings shared by the HTML, PDF, Markdown and JUnit reports."""
 from __future__ import annotations
 
-from auditor._report_findings import (
+from auditor.report._findings import (
     clause_requirement,
     clause_sentence,
     inconclusive_sentence,

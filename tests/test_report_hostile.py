@@ -9,10 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from pypdf import PdfReader
 
-from auditor._report_format import MAX_NAME
-from auditor.report import render_html, render_markdown
-from auditor.report_junit import render_junit
-from auditor.report_pdf import render_pdf
+from auditor.report import render_html, render_junit, render_markdown, render_pdf
+from auditor.report._format import MAX_NAME
 from tests.report_fixtures import HOSTILE, LONG_NAME, hostile_results
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

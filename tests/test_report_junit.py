@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from auditor.report_junit import render_junit, write_junit
+from auditor.report import render_junit, write_junit
 from tests.report_fixtures import results_v1, results_v2
 
 # Children allowed in each element, in order (the common JUnit schema used by Jenkins, GitLab and the

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor._report_markdown import LIMIT, TRUNCATED, _fit, md
+from auditor.report._markdown import LIMIT, TRUNCATED, _fit, md
 from auditor.report import render_markdown, write_markdown
 from tests.report_fixtures import results_v1, results_v2
 

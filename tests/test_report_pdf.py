@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from auditor.errors import EXIT_BAD_INPUT
-from auditor.report_pdf import PdfUnavailableError, render_pdf, write_pdf
+from auditor.report import PdfUnavailableError, render_pdf, write_pdf
 from tests.report_fixtures import results_v2
 
 A4 = (595, 842)  # points, rounded

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from auditor._report_spurious import box_text
-from auditor.report import render_html, render_markdown
-from auditor.report_pdf import render_pdf
+from auditor.report import render_html, render_markdown, render_pdf
+from auditor.report.sections.spurious import box_text
 from tests.report_fixtures import (
     CONTROL,
     HOSTILE,

@@ -1,5 +1,5 @@
 """The attacks check's gallery: originals, their perturbations (amplified to be visible) and the
-adversarial images, each with the model's answer; drawing is `auditor.image_figures`' job."""
+adversarial images, each with the model's answer; drawing is `auditor.plotting`' job."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,7 +24,7 @@ def gallery(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x_ad
     """A figure of up to `N_SHOWN` images: original, perturbation (0.5 + delta * 0.5 / eps, so the
     eps ball spans the grey range) and adversarial, with the model's answers; raises ImportError
     without matplotlib."""
-    from auditor import image_figures as draw
+    from auditor import plotting as draw
 
     x, x_adv = x[:N_SHOWN], x_adv[:N_SHOWN]
     delta = (0.5 + (x_adv - x) * (0.5 / max(eps, 1e-12))).clamp(0.0, 1.0)

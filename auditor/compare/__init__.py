@@ -35,7 +35,7 @@ that do not use the model's gradients succeed as before.
 
 Nothing here raises on odd results (missing keys, wrong types, NaN/inf, hostile strings): a metric that
 cannot be read is missing. Strings from the data are kept (control characters replaced) and escaped by
-each renderer: HTML through jinja2 autoescape, Markdown with `auditor._report_markdown.md`.
+each renderer: HTML through jinja2 autoescape, Markdown with `auditor.report._markdown.md`.
 
     >>> cmp = compare_results({}, {}, method="distillation")
     >>> cmp["accuracy"]["direction"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_format import NA, as_dict, clean_text, dig, fmt_num, short
+from auditor.report._format import NA, as_dict, clean_text, dig, fmt_num, short
 from auditor.compare._rows import (
     _BLACKBOX,
     EPS,

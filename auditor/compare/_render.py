@@ -14,8 +14,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor._report_format import NA, as_dict, as_list, dig, fmt_num, fmt_plain, short
-from auditor._report_markdown import md
+from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_plain, short
+from auditor.report import html_to_pdf
+from auditor.report._markdown import md
 from auditor.atomic import atomic_write_bytes, atomic_write_text
 from auditor.compare._model import _VERDICTS, MASKING_FLAG, NOT_CONFIRMED, SECTION_TITLES, _cost_text
 from auditor.compare._values import _ci, _jsonable, _real, _signed
@@ -240,7 +241,5 @@ def write_comparison(cmp: dict[str, Any], out_dir: str | os.PathLike[str],
             text = render_comparison_markdown(cmp)
         written[fmt] = atomic_write_text(path, text)
     if "pdf" in wanted:
-        from auditor.report_pdf import render_pdf  # lazy: weasyprint loads only when a PDF is asked for
-
-        written["pdf"] = atomic_write_bytes(out / COMPARE_FILES["pdf"], render_pdf(html=html))
+        written["pdf"] = atomic_write_bytes(out / COMPARE_FILES["pdf"], html_to_pdf(html))
     return written

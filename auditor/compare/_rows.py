@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from auditor._report_format import as_dict, as_list, clean_text, dig, metric_label
+from auditor.report._format import as_dict, as_list, clean_text, dig, metric_label
 from auditor.compare._values import _jsonable, _metric, _real, _text
 
 __all__ = ["higher_is_better", "significance"]

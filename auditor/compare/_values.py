@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from auditor._report_format import NA, clean_text, fmt_num, short
+from auditor.report._format import NA, clean_text, fmt_num, short
 
 __all__: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Figures of the explanations check as PNG data URIs, in the house style of `auditor.image_figures`.
+"""Figures of the explanations check as PNG data URIs, in the house style of `auditor.plotting`.
 
 - `attribution_grid`: a row per image: the image, then each method's map over the greyed image.
 - `sanity_grid`: a row per method: its map on one image, then after each stage of model randomisation.
@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditor.image_figures import (
+from auditor.plotting import (
     MAX_SIDE,
-    _canvas,
-    _empty,
-    _image,
-    _name,
-    _png,
-    _rgb,
-    _styled,
-    _text,
+    canvas,
+    cell_text,
+    draw_image,
+    empty_cell,
+    png_uri,
+    styled,
+    to_rgb,
+    wrap_name,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _overlay(ax: Any, faded: np.ndarray, m: Any, corner: tuple[float, float], si
     """The greyed image in a cell, the signed map over it (colour by sign, opacity by |value|)."""
     import matplotlib
 
-    extent = _image(ax, faded, corner, side, hw, cmap="gray", vmin=0.0, vmax=1.0)
+    extent = draw_image(ax, faded, corner, side, hw, cmap="gray", vmin=0.0, vmax=1.0)
     v = _signed(m)
     rgba = matplotlib.colormaps[_DIVERGING]((v + 1.0) / 2.0)
     rgba[..., 3] = 0.85 * np.abs(v)
@@ -88,7 +88,7 @@ def _faded(img: np.ndarray) -> np.ndarray:
 def _frame(rows: int, cols: int, side: float, gaps: tuple[float, float], *, left: float, title: str, footer: str,
            head: float = 0.0, below: float = 0.0, min_width: float = 3.6,
            ) -> tuple[Any, Any, list[list[tuple[float, float]]]]:
-    """`_canvas` with room for a wrapped ``title`` (8 pt, at most 2 lines) on top, ``head`` inches of column
+    """`canvas` with room for a wrapped ``title`` (8 pt, at most 2 lines) on top, ``head`` inches of column
     titles under it, ``below`` inches of cell labels and a wrapped ``footer`` (6.5 pt, at most 4 lines)."""
     span = left + cols * side + (cols - 1) * gaps[0]
     width = max(min_width, span + 0.1)
@@ -96,7 +96,7 @@ def _frame(rows: int, cols: int, side: float, gaps: tuple[float, float], *, left
     foot_lines = textwrap.wrap(footer, max(24, int(width * 17)))[:4]
     top = 0.1 + 0.15 * len(top_lines) + head
     bottom = below + 0.08 + 0.12 * len(foot_lines)
-    fig, ax, cells = _canvas(rows, cols, side, gaps, (left, width - span, top, bottom))
+    fig, ax, cells = canvas(rows, cols, side, gaps, (left, width - span, top, bottom))
     height = fig.get_size_inches()[1]
     fig.text(0.05 / width, 1 - 0.06 / height, "\n".join(top_lines), ha="left", va="top", fontsize=8)
     fig.text(0.05 / width, 0.04 / height, "\n".join(foot_lines), ha="left", va="bottom", fontsize=6.5,
@@ -111,7 +111,7 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-@_styled
+@styled
 def attribution_grid(images: torch.Tensor, maps: Mapping[str, Any], labels: Mapping[str, str],
                      row_titles: Sequence[str]) -> str:
     """Rows: images (at most `MAX_ROWS`); columns: the image, then each method's map (N, H, W) over it."""
@@ -126,30 +126,30 @@ def attribution_grid(images: torch.Tensor, maps: Mapping[str, Any], labels: Mapp
     fig, ax, cells = _frame(max(1, n), 1 + len(methods), side, (0.1, 0.12), left=0.35, head=0.3,
                             title="Attribution maps" + (f" ({note})" if note else ""), footer=_NOTE + ".")
     for r in range(n):
-        img = _rgb(batch[r])
-        _image(ax, img, cells[r][0], side, hw)
-        _text(ax, _name(row_titles[r] if r < len(row_titles) else "", 14), cells[r][0], side, "left", 7)
+        img = to_rgb(batch[r])
+        draw_image(ax, img, cells[r][0], side, hw)
+        cell_text(ax, wrap_name(row_titles[r] if r < len(row_titles) else "", 14), cells[r][0], side, "left", 7)
         for j, m in enumerate(methods, start=1):
             stack = maps[m]
             if r < len(stack):
                 _overlay(ax, _faded(img), stack[r], cells[r][j], side, hw)
             else:
-                _empty(ax, cells[r][j], side, "no map")
+                empty_cell(ax, cells[r][j], side, "no map")
     if n == 0:
-        _empty(ax, cells[0][0], side, "no images")
+        empty_cell(ax, cells[0][0], side, "no images")
     for j, title in enumerate(["image", *(labels.get(m, m) for m in methods)]):
-        _text(ax, _name(title, 16), cells[0][j], side, "above", 7)
-    return _png(fig)
+        cell_text(ax, wrap_name(title, 16), cells[0][j], side, "above", 7)
+    return png_uri(fig)
 
 
-@_styled
+@styled
 def sanity_grid(image: torch.Tensor, stages: Mapping[str, Sequence[Any]], stage_titles: Sequence[str],
                 labels: Mapping[str, str]) -> str:
     """A row per method (at most `MAX_ROWS`): ``stages[method][0]`` is its map of ``image`` (3, H, W), the
     next ones the map after each randomisation stage; ``stage_titles`` head the columns. At most `MAX_COLS`
     columns: the first and last stage always, evenly spread between."""
     a = _array(image)
-    img = _rgb(a)
+    img = to_rgb(a)
     hw = (int(a.shape[-2]), int(a.shape[-1])) if a.ndim >= 2 else (1, 1)
     methods = list(stages)[:MAX_ROWS]
     longest = max([len(stages[m]) for m in methods] + [1])
@@ -163,21 +163,21 @@ def sanity_grid(image: torch.Tensor, stages: Mapping[str, Sequence[Any]], stage_
                                    "model learned. " + _NOTE + ".")
     faded = _faded(img)
     for r, m in enumerate(methods):
-        _text(ax, _name(labels.get(m, m), 14), cells[r][0], side, "left", 7)
+        cell_text(ax, wrap_name(labels.get(m, m), 14), cells[r][0], side, "left", 7)
         for j, k in enumerate(cols):
             if k < len(stages[m]):
                 _overlay(ax, faded, stages[m][k], cells[r][j], side, hw)
             else:
-                _empty(ax, cells[r][j], side, "no map")
+                empty_cell(ax, cells[r][j], side, "no map")
     if not methods:
-        _empty(ax, cells[0][0], side, "no methods")
+        empty_cell(ax, cells[0][0], side, "no methods")
     for j, k in enumerate(cols):
-        _text(ax, _name(stage_titles[k] if k < len(stage_titles) else f"stage {k}", 16), cells[0][j], side,
-              "above", 7)
-    return _png(fig)
+        cell_text(ax, wrap_name(stage_titles[k] if k < len(stage_titles) else f"stage {k}", 16), cells[0][j], side,
+                  "above", 7)
+    return png_uri(fig)
 
 
-@_styled
+@styled
 def filter_grid(view: FilterView) -> str:
     """Each first-layer filter (at most `MAX_FILTERS`) as a tile: RGB, or grey for one input channel, each
     scaled to its own min-max; the layer and smoothness on top, the verdict below."""
@@ -190,7 +190,7 @@ def filter_grid(view: FilterView) -> str:
     shown = f"{n} of {view.n_filters}" if view.n_filters > n else f"{view.n_filters}"
     side = 0.42
     fig, ax, cells = _frame(rows, cols, side, (0.06, 0.06), left=0.15, min_width=4.2,
-                            title=f"First-layer filters of {_name(view.layer, 40)}: {shown}, {kh}x{kw}; "
+                            title=f"First-layer filters of {wrap_name(view.layer, 40)}: {shown}, {kh}x{kw}; "
                                   f"smoothness {smooth}",
                             footer=f"{view.verdict} Each filter scaled to its own range.")
     for i in range(n):
@@ -199,15 +199,15 @@ def filter_grid(view: FilterView) -> str:
         f = (f - lo) / (hi - lo) if hi > lo else np.full_like(f, 0.5)
         corner = cells[i // cols][i % cols]
         if f.shape[0] == 3:
-            _image(ax, f.transpose(1, 2, 0), corner, side, (kh, kw), interpolation="nearest")
+            draw_image(ax, f.transpose(1, 2, 0), corner, side, (kh, kw), interpolation="nearest")
         else:
-            _image(ax, f[0], corner, side, (kh, kw), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            draw_image(ax, f[0], corner, side, (kh, kw), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     if n == 0:
-        _empty(ax, cells[0][0], side, "none")
-    return _png(fig)
+        empty_cell(ax, cells[0][0], side, "none")
+    return png_uri(fig)
 
 
-@_styled
+@styled
 def class_model_grid(cm: ClassModels, class_names: Sequence[str]) -> str:
     """The class-model image of each class (at most `MAX_CLASSES`, 8 to a row), its name and final probability
     below."""
@@ -225,11 +225,11 @@ def class_model_grid(cm: ClassModels, class_names: Sequence[str]) -> str:
     probs = list(cm.final_probability)
     for i in range(n):
         corner = cells[i // cols][i % cols]
-        _image(ax, _rgb(imgs[i]), corner, side, hw)
+        draw_image(ax, to_rgb(imgs[i]), corner, side, hw)
         c = cm.classes[i] if i < len(cm.classes) else i
         name = class_names[c] if 0 <= c < len(class_names) else f"class {c}"
         p = f"p={probs[i]:.2f}" if i < len(probs) and math.isfinite(probs[i]) else "p=n/a"
-        _text(ax, f"{_name(name, 16)}\n{p}", corner, side, "below")
+        cell_text(ax, f"{wrap_name(name, 16)}\n{p}", corner, side, "below")
     if n == 0:
-        _empty(ax, cells[0][0], side, "no classes")
-    return _png(fig)
+        empty_cell(ax, cells[0][0], side, "no classes")
+    return png_uri(fig)

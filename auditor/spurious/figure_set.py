@@ -53,7 +53,7 @@ def check_figures(
 ) -> dict[str, dict[str, str]]:
     """All figures of one run, keyed by name; ``carriers[i]`` are the image rows behind ``findings[i]``.
     Raises ImportError without matplotlib (imported here, not at start-up)."""
-    from auditor import image_figures as draw
+    from auditor import plotting as draw
 
     out: dict[str, dict[str, str]] = {}
     counts = [int((predicted == k).sum()) for k in range(len(classes))]

@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from auditor._report_attacks import attacks_view
-from auditor._report_explanations import explanations_view
-from auditor._report_figures import embeddable_figures
-from auditor._report_findings import assumption_rows, clause_requirement, clauses, summary, verdict_of
-from auditor._report_format import as_dict, as_list, dig, short
-from auditor._report_groups import group_metrics_view
-from auditor._report_method import methodology
-from auditor._report_spurious import spurious_view
+from auditor.report._assumptions import assumption_rows
+from auditor.report._charts import embeddable_figures
+from auditor.report._findings import clause_requirement, clauses, summary, verdict_of
+from auditor.report._format import as_dict, as_list, dig, short
+from auditor.report._method import methodology
+from auditor.report.sections import attacks_view, explanations_view, group_metrics_view, spurious_view
 
 __all__ = ["build_context", "verdict_of"]
 

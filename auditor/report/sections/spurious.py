@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_value, short
+from auditor.report._format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_value, short
 
 __all__ = ["box_text", "spurious_view"]
 

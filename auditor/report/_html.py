@@ -1,7 +1,7 @@
-"""The audit report: HTML (self-contained), PDF (the same HTML through weasyprint), Markdown (a PR
-comment) and JUnit XML (a CI test report), all from ``results.json``.
+"""The HTML report: one self-contained page from ``results.json`` (the PDF is the same page through
+`auditor.report._pdf`).
 
-The HTML page inlines its CSS and embeds its figures as data URIs: it fetches nothing and runs no
+The page inlines its CSS and embeds its figures as data URIs: it fetches nothing and runs no
 script, so it can be archived, mailed, or printed as it is. Every value from the results is escaped
 (jinja2 autoescape). The same results give the same bytes.
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
-from auditor._report_format import (
+from auditor.report._format import (
     fmt_num,
     fmt_p,
     fmt_plain,
@@ -29,16 +28,13 @@ from auditor._report_format import (
     metric_value,
     short,
 )
-from auditor._report_markdown import render_markdown
-from auditor._report_view import build_context
-from auditor.atomic import atomic_write_text
+from auditor.report._view import build_context
 
-__all__ = ["REPORT_FILES", "render_html", "render_markdown", "write_html", "write_markdown", "write_report"]
+__all__ = ["render_html"]
 
 TEMPLATE = "report.html.j2"
 STYLESHEETS = ("report.css", "report_print.css")
 MAX_ITEMS = 20  # list items shown by the generic renderer before "... and N more"
-REPORT_FILES = {"html": "report.html", "pdf": "report.pdf", "md": "report.md", "junit": "report.junit.xml"}
 
 
 def _kind(x: Any) -> str:
@@ -123,35 +119,3 @@ def render_html(results: dict[str, Any]) -> str:
     """The whole report page for ``results`` (a ``results.json`` dict; any part may be missing)."""
     context = build_context(results)
     return _environment().get_template(TEMPLATE).render(css=_stylesheet(), **context)
-
-
-def write_html(results: dict[str, Any], out_dir: Path, *, html: str | None = None) -> Path:
-    """Atomically write ``out_dir/report.html`` (``html``: the page, when already rendered) and return its path."""
-    return atomic_write_text(Path(out_dir) / REPORT_FILES["html"], render_html(results) if html is None else html)
-
-
-def write_markdown(results: dict[str, Any], out_dir: Path) -> Path:
-    """Atomically write ``out_dir/report.md`` (the PR-comment summary) and return its path."""
-    return atomic_write_text(Path(out_dir) / REPORT_FILES["md"], render_markdown(results))
-
-
-def write_report(results: dict[str, Any], out_dir: Path, fmt: str, *, allow_inconclusive: bool | None = None) -> Path:
-    """Atomically write one report format (``html``, ``pdf``, ``md``, ``junit``) to ``out_dir``.
-
-    ``allow_inconclusive`` only matters for JUnit (None: read it from the results); PDF raises
-    `auditor.report_pdf.PdfUnavailableError` (exit 2) when weasyprint or its libraries are missing.
-    """
-    out_dir = Path(out_dir)
-    if fmt == "html":
-        return write_html(results, out_dir)
-    if fmt == "md":
-        return write_markdown(results, out_dir)
-    if fmt == "junit":
-        from auditor.report_junit import write_junit
-
-        return write_junit(results, out_dir, allow_inconclusive=allow_inconclusive)
-    if fmt == "pdf":
-        from auditor.report_pdf import write_pdf
-
-        return write_pdf(results, out_dir)
-    raise ValueError(f"The 'fmt' parameter of write_report must be one of {sorted(REPORT_FILES)}. Got {fmt!r} instead.")

@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from auditor._report_attacks import UNTRUSTED, attacks_view
-from auditor._report_explanations import explanations_view
-from auditor._report_findings import (
+from auditor.report._assumptions import assumption_rows
+from auditor.report._findings import (
     OPS,
-    assumption_rows,
     clause_requirement,
     clauses,
     failing_clauses,
@@ -28,7 +26,7 @@ from auditor._report_findings import (
     verdict_of,
     verdict_sentence,
 )
-from auditor._report_format import (
+from auditor.report._format import (
     as_dict,
     as_list,
     dig,
@@ -39,7 +37,7 @@ from auditor._report_format import (
     metric_value,
     short,
 )
-from auditor._report_spurious import spurious_view
+from auditor.report.sections import UNTRUSTED, attacks_view, explanations_view, spurious_view
 
 __all__ = ["LIMIT", "md", "render_markdown"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_figures import robustness_curves
-from auditor._report_findings import scope_label
-from auditor._report_format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_label, metric_value, short
+from auditor.report._curves import robustness_curves
+from auditor.report._findings import scope_label
+from auditor.report._format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_label, metric_value, short
 
 __all__ = ["UNTRUSTED", "attacks_view", "eps_text", "reliability"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_figures import heatmap_chart, rate_bars
-from auditor._report_findings import scope_label
-from auditor._report_format import as_dict, as_list, metric_label, metric_value, short
+from auditor.report._charts import heatmap_chart, rate_bars
+from auditor.report._findings import scope_label
+from auditor.report._format import as_dict, as_list, metric_label, metric_value, short
 
 __all__ = ["KEY_RATES", "RATE_ORDER", "group_metrics_view"]
 

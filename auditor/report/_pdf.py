@@ -1,9 +1,10 @@
-"""The PDF report: the HTML report laid out by weasyprint with its print stylesheet (A4, running
-header with the model and the verdict, "Page X of Y", a table of contents with page numbers).
+"""HTML to PDF: a self-contained page (the audit report, the comparison) laid out by weasyprint with the
+page's own print stylesheet (for the report: A4, running header with the model and the verdict, "Page X
+of Y", a table of contents with page numbers). It knows nothing of results: `html_to_pdf` takes the HTML.
 
 The renderer fetches nothing: its URL fetcher refuses every URL except inline ``data:`` URIs (the
 report's own figures), so a hostile results.json cannot make it read a local file or reach the
-network. Output is written atomically (temporary file, then rename).
+network.
 
 weasyprint needs Pango at run time. When weasyprint or Pango is missing, `PdfUnavailableError` (a
 `BadInputError`, exit code 2: the request cannot be served on this machine, and nothing is wrong in
@@ -15,13 +16,11 @@ import contextlib
 import logging
 import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
-from auditor.atomic import atomic_write_bytes
 from auditor.errors import BadInputError
 
-__all__ = ["REFUSED", "PdfUnavailableError", "check_pdf_available", "render_pdf", "write_pdf"]
+__all__ = ["REFUSED", "PdfUnavailableError", "check_pdf_available", "html_to_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _weasyprint() -> Any:
     if not any(isinstance(f, _NoSubsetterNotice) for f in logger.filters):
         logger.addFilter(_NoSubsetterNotice())
     try:
-        import weasyprint
+        import weasyprint  # here, not at module level: it is optional and slow to import (Pango, fonts)
     except ImportError as exc:
         raise PdfUnavailableError(f"PDF output needs weasyprint, which is not installed ({exc}); {INSTALL_HINT}") from None
     except OSError as exc:  # weasyprint is there but Pango (a system library) is not
@@ -95,16 +94,16 @@ def _fetcher(weasyprint: Any, refused: list[str]) -> Any:
 
 
 @contextlib.contextmanager
-def _source_date_epoch(results: dict[str, Any] | None) -> Iterator[None]:
+def _source_date_epoch(created: Any) -> Iterator[None]:
     """Pin the timestamps the font subsetter writes (fontTools stamps each subset font's ``head`` table with
-    the current time unless ``SOURCE_DATE_EPOCH`` is set) to the audit's ``created`` time, else to 0, so the
-    same results give the same PDF bytes. A ``SOURCE_DATE_EPOCH`` already set is left as it is."""
+    the current time unless ``SOURCE_DATE_EPOCH`` is set) to ``created`` (an ISO time), else to 0, so the
+    same page gives the same PDF bytes. A ``SOURCE_DATE_EPOCH`` already set is left as it is."""
     if "SOURCE_DATE_EPOCH" in os.environ:
         yield
         return
     epoch = 0
     try:
-        created = str((results or {}).get("created") or "")
+        created = str(created or "")
         epoch = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) if created else 0
     except ValueError:
         pass
@@ -115,24 +114,16 @@ def _source_date_epoch(results: dict[str, Any] | None) -> Iterator[None]:
         os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
-def render_pdf(results: dict[str, Any] | None = None, *, html: str | None = None) -> bytes:
-    """The PDF bytes of the report for ``results`` (or of an already rendered report ``html``)."""
-    weasyprint = _weasyprint()
-    if html is None:
-        from auditor.report import render_html
+def html_to_pdf(html: str, *, created: Any = None) -> bytes:
+    """The PDF bytes of the page ``html``; ``created`` (an ISO time, e.g. the audit's) stamps its fonts.
 
-        html = render_html(results or {})
+    Raises `PdfUnavailableError` when weasyprint or Pango is missing."""
+    weasyprint = _weasyprint()
     refused: list[str] = []
     document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=_fetcher(weasyprint, refused),
                                media_type="print")
-    with _source_date_epoch(results):
+    with _source_date_epoch(created):
         data = document.write_pdf()
     for url in refused:
         log.warning("PDF report: refused to fetch %s (only inline data: URIs are embedded)", url[:120])
     return bytes(data)
-
-
-def write_pdf(results: dict[str, Any] | None, out_dir: Path, *, html: str | None = None) -> Path:
-    """Atomically write ``out_dir/report.pdf`` and return its path."""
-    data = render_pdf(results, html=html)
-    return atomic_write_bytes(Path(out_dir) / "report.pdf", data)

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_figures import (
-    embeddable_figures,
-    faithfulness_curves,
-    sanity_chart,
-)
-from auditor._report_findings import scope_label
 from auditor.explain import LABELS
-from auditor._report_format import (
+from auditor.report._charts import embeddable_figures
+from auditor.report._curves import faithfulness_curves, sanity_chart
+from auditor.report._findings import scope_label
+from auditor.report._format import (
     NA,
     as_dict,
     as_list,

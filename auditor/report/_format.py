@@ -4,17 +4,20 @@ Every function here accepts whatever a (possibly partial or hand-edited) ``resul
 and never raises on an unexpected type: a report must render whatever the run managed to record.
 Names that come from the data (groups, attributes, clause ids) go through `clean_text` first: control
 characters and lone surrogates (invalid in XML, invisible in HTML) become U+FFFD, and `short` caps
-their length for display; escaping for each format is the format's job.
+their length for display (both from `auditor.plotting`, so figures show names the same way); escaping
+for each format is the format's job.
 """
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from auditor.plotting import MAX_NAME, clean_text, short
+
 __all__ = [
+    "MAX_NAME",
     "NA",
     "as_dict",
     "as_list",
@@ -34,7 +37,6 @@ __all__ = [
 ]
 
 NA = "n/a"
-MAX_NAME = 120  # characters of a name shown in a table or sentence; results.json keeps the whole name
 
 # Readable names for the metric stems the checks write; anything else is de-snake-cased.
 _LABELS = {
@@ -62,8 +64,6 @@ _SUFFIXES = {
 }
 _METRIC_KEYS = {"value", "ci", "groups", "reason", "p_value", "p_adjusted", "significant", "power",
                 "excluded_groups", "driven_by", "rule"}
-# C0/C1 controls except tab/newline/CR, bidi overrides, lone surrogates and the XML non-characters.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 
 
 def as_dict(x: Any) -> dict[str, Any]:
@@ -83,17 +83,6 @@ def dig(x: Any, *keys: str) -> Any:
             return None
         x = x.get(k)
     return x
-
-
-def clean_text(x: Any) -> str:
-    """``str(x)`` with control characters, lone surrogates and non-characters replaced by U+FFFD."""
-    return _CONTROL.sub("\ufffd", x if isinstance(x, str) else str(x))
-
-
-def short(x: Any, width: int = MAX_NAME) -> str:
-    """A cleaned name on one line, cut to ``width`` characters with an ellipsis."""
-    text = " ".join(clean_text(x).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _is_real(x: Any) -> bool:

@@ -2,7 +2,10 @@
 (mean evidence grid per class over its mean image), `example_overlays` (images over their evidence maps),
 `counterfactual_pairs` (before/after a removal or transplant).
 
-House style of `auditor._report_figures`: a bare `matplotlib.figure.Figure` (Agg, no pyplot) under its
+The building blocks (`canvas`, `draw_image`, `empty_cell`, `cell_text`, `wrap_name`, `to_rgb`, `png_uri`)
+are shared with the other check-side figures (`auditor.explain.figures`).
+
+House style (`auditor.plotting.STYLE`): a bare `matplotlib.figure.Figure` (Agg, no pyplot) under its
 fixed style, mathtext off (a class called ``$x$`` is a name), names cut to `NAME` characters. Panels are
 laid out by hand on one axes in inches (an axes per image takes twice as long); PIL writes the PNG on a
 256-colour palette, without metadata: the same input gives the same bytes. Images over `MAX_SIDE` pixels
@@ -11,18 +14,29 @@ are downscaled first; boxes stay in input pixels; NaN is drawn as 0. Without mat
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import textwrap
-from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from auditor._report_figures import _STYLE
-from auditor._report_format import short
+from auditor.plotting._style import short, styled
 
-__all__ = ["counterfactual_pairs", "evidence_overview", "example_overlays", "image_rows"]
+__all__ = [
+    "MAX_SIDE",
+    "canvas",
+    "cell_text",
+    "counterfactual_pairs",
+    "draw_image",
+    "empty_cell",
+    "evidence_overview",
+    "example_overlays",
+    "image_rows",
+    "png_uri",
+    "to_rgb",
+    "wrap_name",
+]
 
 DPI = 100
 MAX_PANELS = 8  # classes in the overview, columns in the other figures
@@ -30,24 +44,10 @@ MAX_SIDE = 128  # longer side an image is downscaled to before drawing
 NAME = 30  # characters of a name shown
 _HEAT, _BOX, _MISSING, _EDGE = "inferno", "#00e5ff", "#f2f2f2", "#999999"
 Box = tuple[int, int, int, int]
-P = ParamSpec("P")
 
 
-def _styled(draw: Callable[P, str]) -> Callable[P, str]:
-    """Run a figure function under the house style (rc settings are read as artists are made and drawn)."""
-
-    @functools.wraps(draw)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> str:
-        import matplotlib  # ImportError reaches the caller
-
-        with matplotlib.rc_context(_STYLE):
-            return draw(*args, **kwargs)
-
-    return wrapper
-
-
-def _canvas(rows: int, cols: int, side: float, gaps: tuple[float, float],
-            margins: tuple[float, float, float, float]) -> tuple[Any, Any, list[list[tuple[float, float]]]]:
+def canvas(rows: int, cols: int, side: float, gaps: tuple[float, float],
+           margins: tuple[float, float, float, float]) -> tuple[Any, Any, list[list[tuple[float, float]]]]:
     """A figure, one axes over all of it in inches (y down), and the top-left corner of each square cell
     of ``side`` inches; ``gaps`` (across, down) between cells, ``margins`` (left, right, top, bottom)."""
     from matplotlib.figure import Figure
@@ -75,16 +75,17 @@ def _encode(rgb: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _png(fig: Any) -> str:
+def png_uri(fig: Any) -> str:
+    """The figure as a PNG data URI (see `_encode`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return _encode(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
+    agg = FigureCanvasAgg(fig)
+    agg.draw()
+    return _encode(Image.fromarray(np.asarray(agg.buffer_rgba())[..., :3]))
 
 
-def _name(text: Any, width: int = 18) -> str:
+def wrap_name(text: Any, width: int = 18) -> str:
     """A name cut to `NAME` characters, wrapped onto (at most 2) lines of ``width`` to fit its column."""
     return "\n".join(textwrap.wrap(short(text, NAME), width, break_long_words=True)[:2])
 
@@ -104,7 +105,7 @@ def _plane(x: Any) -> np.ndarray:
     return np.asarray(small, dtype=np.float64)
 
 
-def _rgb(x: Any) -> np.ndarray:
+def to_rgb(x: Any) -> np.ndarray:
     """An (H, W, 3) image in [0, 1] (greyscale and channel-first accepted), downscaled to `MAX_SIDE`."""
     a = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3, 4):
@@ -122,7 +123,7 @@ def _batch(x: Any, rgb: bool) -> tuple[list[np.ndarray], tuple[int, int]]:
     if a.ndim == 2 or (rgb and a.ndim == 3 and a.shape[-1] in (1, 3, 4)):  # one image, no batch axis
         a = a[None]
     hw = a.shape[1:3] if rgb and a.ndim == 4 and a.shape[-1] in (1, 3, 4) else a.shape[-2:]
-    return [(_rgb if rgb else _plane)(a[i]) for i in range(min(len(a), MAX_PANELS))], (int(hw[0]), int(hw[1]))
+    return [(to_rgb if rgb else _plane)(a[i]) for i in range(min(len(a), MAX_PANELS))], (int(hw[0]), int(hw[1]))
 
 
 def _place(corner: tuple[float, float], side: float, hw: tuple[int, int]) -> tuple[float, float, float]:
@@ -131,8 +132,8 @@ def _place(corner: tuple[float, float], side: float, hw: tuple[int, int]) -> tup
     return corner[0] + (side - hw[1] * scale) / 2, corner[1] + (side - hw[0] * scale) / 2, scale
 
 
-def _image(ax: Any, img: np.ndarray, corner: tuple[float, float], side: float, hw: tuple[int, int],
-           box: Any = None, **kw: Any) -> tuple[float, ...]:
+def draw_image(ax: Any, img: np.ndarray, corner: tuple[float, float], side: float, hw: tuple[int, int],
+               box: Any = None, **kw: Any) -> tuple[float, ...]:
     """``img`` fitted into a cell, framed, ``box`` (input pixels x0, y0, x1, y1, end exclusive) outlined,
     clipped to the image; a malformed box is skipped. Returns the image's extent for overlays."""
     from matplotlib.patches import Rectangle
@@ -154,7 +155,8 @@ def _image(ax: Any, img: np.ndarray, corner: tuple[float, float], side: float, h
     return extent
 
 
-def _empty(ax: Any, corner: tuple[float, float], side: float, text: str) -> None:
+def empty_cell(ax: Any, corner: tuple[float, float], side: float, text: str) -> None:
+    """A grey cell with ``text`` in its middle (a missing image or map)."""
     from matplotlib.patches import Rectangle
 
     ax.add_patch(Rectangle(corner, side, side, facecolor=_MISSING, edgecolor=_EDGE, linewidth=0.4))
@@ -162,7 +164,7 @@ def _empty(ax: Any, corner: tuple[float, float], side: float, text: str) -> None
             color="#555555", multialignment="center")
 
 
-def _text(ax: Any, text: str, corner: tuple[float, float], side: float, where: str, size: float = 6.5) -> None:
+def cell_text(ax: Any, text: str, corner: tuple[float, float], side: float, where: str, size: float = 6.5) -> None:
     """``text`` centred above or below a cell, or rotated on its left (``where``: above, below, left)."""
     (x, y), mid = corner, side / 2
     at = {"above": (x + mid, y - 0.04, "center", "bottom", 0), "below": (x + mid, y + side + 0.04, "center", "top", 0),
@@ -187,7 +189,7 @@ def _count(x: Any) -> int:
     return int(x) if isinstance(x, (int, float, np.number)) and np.isfinite(x) else 0
 
 
-@_styled
+@styled
 def evidence_overview(classes: list[str], mean_images: Sequence[np.ndarray | None],
                       maps: Sequence[list[list[float]] | np.ndarray | None], counts: Sequence[int]) -> str:
     """One panel per class (at most `MAX_PANELS`: those with most images): the class's mean image faded
@@ -198,21 +200,21 @@ def evidence_overview(classes: list[str], mean_images: Sequence[np.ndarray | Non
     keep = sorted(sorted(range(n), key=lambda i: (grids[i] is None, -count[i], i))[:MAX_PANELS])
     vmax = max([float(g.max()) for i in keep if (g := grids[i]) is not None] + [0.0]) or 1.0
     cols, side = min(4, max(1, len(keep))), 1.5
-    fig, ax, cells = _canvas(max(1, -(-len(keep) // cols)), cols, side, (0.25, 0.45), (0.1, 0.9, 0.6, 0.1))
+    fig, ax, cells = canvas(max(1, -(-len(keep) // cols)), cols, side, (0.25, 0.45), (0.1, 0.9, 0.6, 0.1))
     heat = None
     for k, i in enumerate(keep):
         corner, g = cells[k // cols][k % cols], grids[i]
-        _text(ax, f"{_name(classes[i], 22)} (n={count[i]})", corner, side, "above")
+        cell_text(ax, f"{wrap_name(classes[i], 22)} (n={count[i]})", corner, side, "above")
         if g is None:
-            _empty(ax, corner, side, "no image predicted\nas this class")
+            empty_cell(ax, corner, side, "no image predicted\nas this class")
             continue
-        img = _rgb(images[i]) if images[i] is not None else np.full(g.shape + (3,), 0.95)
+        img = to_rgb(images[i]) if images[i] is not None else np.full(g.shape + (3,), 0.95)
         faded = 0.25 + 0.6 * (img @ np.array([0.299, 0.587, 0.114]))
-        extent = _image(ax, faded, corner, side, faded.shape, cmap="gray", vmin=0.0, vmax=1.0)
+        extent = draw_image(ax, faded, corner, side, faded.shape, cmap="gray", vmin=0.0, vmax=1.0)
         heat = ax.imshow(g, cmap=_HEAT, vmin=0.0, vmax=vmax, alpha=0.55, extent=extent, aspect="auto",
                          interpolation="nearest")
     if not keep:
-        _empty(ax, cells[0][0], side, "no classes")
+        empty_cell(ax, cells[0][0], side, "no classes")
     if heat is not None:
         w, h = fig.get_size_inches()
         bar = fig.colorbar(heat, cax=fig.add_axes((1 - 0.75 / w, 0.1 / h, 0.1 / w, 1 - 0.8 / h)))
@@ -221,54 +223,54 @@ def evidence_overview(classes: list[str], mean_images: Sequence[np.ndarray | Non
     note = f" ({MAX_PANELS} of {n} classes: those with most images)" if n > MAX_PANELS else ""
     fig.suptitle(f"Mean evidence per predicted class over its mean image{note}", x=0.01, y=0.99, ha="left",
                  va="top", fontsize=8)
-    return _png(fig)
+    return png_uri(fig)
 
 
-@_styled
+@styled
 def example_overlays(images: np.ndarray, evidence: np.ndarray, titles: list[str],
                      boxes: list[Box | None] | None = None) -> str:
     """Two rows, at most `MAX_PANELS` columns: the images, then the same under their evidence maps
     (1 = evidence); a column's box, when given, outlined on both."""
     (imgs, hw), (maps, _) = _batch(images, rgb=True), _batch(evidence, rgb=False)
     n, side = max(1, len(imgs)), 1.05
-    fig, ax, cells = _canvas(2, n, side, (0.15, 0.1), (0.3, 0.1, 0.35, 0.05))
+    fig, ax, cells = canvas(2, n, side, (0.15, 0.1), (0.3, 0.1, 0.35, 0.05))
     for j, (top, bottom) in enumerate(zip(*cells)):
         if j >= len(imgs):
-            _empty(ax, top, side, "no images")
+            empty_cell(ax, top, side, "no images")
             continue
         box = boxes[j] if boxes is not None and j < len(boxes) else None
-        _image(ax, imgs[j], top, side, hw, box)
-        _text(ax, _name(titles[j] if j < len(titles) else ""), top, side, "above")
-        extent = _image(ax, imgs[j], bottom, side, hw, box)
+        draw_image(ax, imgs[j], top, side, hw, box)
+        cell_text(ax, wrap_name(titles[j] if j < len(titles) else ""), top, side, "above")
+        extent = draw_image(ax, imgs[j], bottom, side, hw, box)
         if j < len(maps):
             ax.imshow(np.clip(maps[j], 0.0, 1.0), cmap=_HEAT, vmin=0.0, vmax=1.0, alpha=0.6, extent=extent,
                       aspect="auto", interpolation="bilinear")
-    _text(ax, "image", cells[0][0], side, "left", 7)
-    _text(ax, "evidence", cells[1][0], side, "left", 7)
-    return _png(fig)
+    cell_text(ax, "image", cells[0][0], side, "left", 7)
+    cell_text(ax, "evidence", cells[1][0], side, "left", 7)
+    return png_uri(fig)
 
 
-@_styled
+@styled
 def image_rows(rows: Sequence[np.ndarray], labels: Sequence[Sequence[str]], row_titles: Sequence[str],
                box: Box | None = None, title: str = "") -> str:
     """Rows of at most `MAX_PANELS` images each, a label under every image, ``box`` (input pixels, end
     exclusive) outlined on every image when given; row titles on the left, ``title`` on top."""
     batches = [_batch(r, rgb=True) for r in rows]
     n, side = max([1] + [len(b[0]) for b in batches]), 1.05
-    fig, ax, cells = _canvas(max(1, len(batches)), n, side, (0.15, 0.4), (0.35, 0.1, 0.3 if title else 0.1, 0.3))
+    fig, ax, cells = canvas(max(1, len(batches)), n, side, (0.15, 0.4), (0.35, 0.1, 0.3 if title else 0.1, 0.3))
     for r, (imgs, hw) in enumerate(batches):
         names = list(labels[r]) if r < len(labels) else []
         for j, corner in enumerate(cells[r]):
             if j >= len(imgs):
-                _empty(ax, corner, side, "no image")
+                empty_cell(ax, corner, side, "no image")
                 continue
-            _image(ax, imgs[j], corner, side, hw, box)
-            _text(ax, _name(names[j] if j < len(names) else ""), corner, side, "below")
-        _text(ax, _name(row_titles[r] if r < len(row_titles) else "", 14), cells[r][0], side, "left", 7.5)
+            draw_image(ax, imgs[j], corner, side, hw, box)
+            cell_text(ax, wrap_name(names[j] if j < len(names) else ""), corner, side, "below")
+        cell_text(ax, wrap_name(row_titles[r] if r < len(row_titles) else "", 14), cells[r][0], side, "left", 7.5)
     if title:
         fig.suptitle(short(title, int(fig.get_size_inches()[0] * 15)), x=0.01, y=0.99, ha="left", va="top",
                      fontsize=8)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def counterfactual_pairs(before: np.ndarray, after: np.ndarray, labels_before: list[str],

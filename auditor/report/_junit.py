@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from auditor._report_findings import (
+from auditor.report._findings import (
     clause_requirement,
     clause_sentence,
     UNDECIDED,
@@ -34,7 +34,7 @@ from auditor._report_findings import (
     verdict_of,
     verdict_sentence,
 )
-from auditor._report_format import (
+from auditor.report._format import (
     as_dict,
     as_list,
     clean_text,

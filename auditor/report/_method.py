@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor._report_format import as_dict, as_list, dig, fmt_plain, metric_value, short
+from auditor.report._format import as_dict, as_list, dig, fmt_plain, metric_value, short
 
 __all__ = ["methodology"]
 
