@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from auditor.results import auditor_version
+
+__version__ = auditor_version()
 __all__ = ["__version__", "audit", "AuditResult"]
 
 

@@ -19,7 +19,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-import auditor
 from auditor.checks import CheckContext, CheckResult, Predictions, check_names, get_check
 from auditor.checks.base import ProgressFn
 from auditor.cost import CostPlan, PassCounter, plan_for_audit
@@ -29,14 +28,14 @@ from auditor.errors import (
 from auditor.models import Declared, LoadedModel, check_model_output, load_model, resolve_device
 from auditor.result import AuditResult
 from auditor.preflight import verify_classes, verify_preprocessing
-from auditor.outdir import StagedFolder, record_manifest, sha256_file
+from auditor.outdir import StagedFolder, write_outputs
 from auditor.policy import evaluate_policy, load_baseline, load_policy, required_left_out
-from auditor.results import SCHEMA_VERSION, environment, utc_now, write_results
+from auditor.results import SCHEMA_VERSION, auditor_version, environment, utc_now
 from auditor.threads import use_threads
 from probes import Probe, ResizeTally, make_loader, open_probe, probe_image_size
 from probes.base import DEFAULT_AGE_BUCKETS
 
-__all__ = ["audit", "AuditResult", "AuditConfig", "AuditOutcome", "run_audit", "split_list", "declared_from", "resolve_classes", "BUDGETS", "FORMATS", "render_outputs"]
+__all__ = ["audit", "AuditResult", "AuditConfig", "AuditOutcome", "run_audit", "split_list", "declared_from", "resolve_classes", "BUDGETS", "FORMATS"]
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +388,7 @@ def _run_audit(cfg: AuditConfig, stage: Path | None, *, progress: ProgressFn | N
 
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "auditor_version": auditor.__version__,
+        "auditor_version": auditor_version(),
         "created": utc_now(),
         "command": cfg.command,
         "seed": cfg.seed,
@@ -417,43 +416,8 @@ def _run_audit(cfg: AuditConfig, stage: Path | None, *, progress: ProgressFn | N
     results["cost"]["seconds_total"] = round(time.perf_counter() - t0, 4)
     verdict = results["policy"]["verdict"]
     code = EXIT_PASS if verdict == "pass" or (verdict == "inconclusive" and cfg.allow_inconclusive) else EXIT_FAIL
-    paths = _write_outputs(results, stage, cfg.formats) if stage is not None else {}
+    paths = write_outputs(results, stage, cfg.formats) if stage is not None else {}
     return AuditOutcome(results=results, paths=paths, verdict=verdict, exit_code=code)
-
-
-def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str], *, force: bool = False) -> dict[str, Path]:
-    """Write an audit folder: results.json (always), each requested report format and manifest.json, all
-    into a staging folder swapped in for ``out_dir`` whole (`auditor.outdir.StagedFolder`; an earlier audit
-    there is refused unless ``force``). On any error, ``out_dir`` is left as it was."""
-    with StagedFolder(out_dir, force=force) as staged:
-        paths = _write_outputs(results, staged.path, formats)
-        staged.commit()
-    return staged.final(paths)
-
-
-def _write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str]) -> dict[str, Path]:
-    """results.json, then each report format, then manifest.json (each atomically) into ``folder``.
-
-    The PDF comes last of the reports (slowest, and the one that needs system libraries): when weasyprint or
-    Pango is missing it raises `auditor.report.PdfUnavailableError` (exit 2)."""
-    from auditor import report
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"json": write_results(results, folder)}
-    html = report.render_html(results) if "html" in formats or "pdf" in formats else None
-    if "html" in formats:
-        paths["html"] = report.write_html(results, folder, html=html)
-    for fmt in ("md", "junit"):
-        if fmt in formats:
-            paths[fmt] = report.write_report(results, folder, fmt)
-    if "pdf" in formats:
-        from auditor.report import write_pdf
-
-        paths["pdf"] = write_pdf(results, folder, html=html)
-    record_manifest(folder, [p for k, p in paths.items() if k != "json"], sha256_file(paths["json"]))
-    return paths
-
-
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -25,17 +25,19 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
+from auditor import report
 from auditor.atomic import atomic_write_text
 from auditor.errors import BadInputError, UsageError
+from auditor.results import write_results
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; audits into one folder are then not guarded
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST", "StagedFolder", "check_out_folder", "folder_lock", "record_manifest", "check_folder",
+__all__ = ["MANIFEST", "StagedFolder", "render_outputs", "write_outputs", "check_out_folder", "folder_lock", "record_manifest", "check_folder",
            "results_in", "sha256_file"]
 
 log = logging.getLogger(__name__)
@@ -335,3 +337,35 @@ def check_folder(folder: str | os.PathLike[str]) -> list[str]:
         elif present and name != RESULTS and entry.get("results_sha256") != results_sha:
             problems.append(f"{name} was rendered from another results.json")
     return problems
+
+
+# --- writing an audit folder ----------------------------------------------------------------------
+
+
+def render_outputs(results: dict[str, Any], out_dir: Path, formats: Sequence[str], *, force: bool = False) -> dict[str, Path]:
+    """Write an audit folder: results.json (always), each requested report format and manifest.json, all
+    into a staging folder swapped in for ``out_dir`` whole (`StagedFolder`; an earlier audit
+    there is refused unless ``force``). On any error, ``out_dir`` is left as it was."""
+    with StagedFolder(out_dir, force=force) as staged:
+        paths = write_outputs(results, staged.path, formats)
+        staged.commit()
+    return staged.final(paths)
+
+
+def write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """results.json, then each report format, then manifest.json (each atomically) into ``folder``.
+
+    The PDF comes last of the reports (slowest, and the one that needs system libraries): when weasyprint or
+    Pango is missing it raises `auditor.report.PdfUnavailableError` (exit 2)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": write_results(results, folder)}
+    html = report.render_html(results) if "html" in formats or "pdf" in formats else None
+    if "html" in formats:
+        paths["html"] = report.write_html(results, folder, html=html)
+    for fmt in ("md", "junit"):
+        if fmt in formats:
+            paths[fmt] = report.write_report(results, folder, fmt)
+    if "pdf" in formats:
+        paths["pdf"] = report.write_pdf(results, folder, html=html)
+    record_manifest(folder, [p for k, p in paths.items() if k != "json"], sha256_file(paths["json"]))
+    return paths

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from auditor.errors import UsageError
+from auditor.outdir import render_outputs
 
 __all__ = ["AuditResult"]
 
@@ -101,10 +102,9 @@ class AuditResult:
         """Write results.json and the reports in ``formats`` (html, pdf, md, junit) as an audit folder at ``path``.
 
         An existing audit folder is replaced only with ``force`` (as `auditor audit --force`)."""
-        from auditor.api import render_outputs, split_list
-
-        wanted = split_list(formats, "formats") or ["html"]
-        return render_outputs(self.results, Path(path), ["json", *[f for f in wanted if f != "json"]], force=force)
+        wanted = [f.strip() for f in formats.split(",") if f.strip()] if isinstance(formats, str) else list(formats)
+        return render_outputs(self.results, Path(path), ["json", *[f for f in wanted or ["html"] if f != "json"]],
+                              force=force)
 
     def summary(self) -> str:
         """The verdict line the CLI prints: the verdict, the policy, and why (failed, borderline, undecided and

@@ -12,7 +12,7 @@ from typing import Any
 from auditor.atomic import atomic_write_text
 from auditor.errors import BadInputError
 
-__all__ = ["SCHEMA_VERSION", "TOP_LEVEL_KEYS", "environment", "utc_now", "to_json", "write_results", "read_results"]
+__all__ = ["SCHEMA_VERSION", "auditor_version", "TOP_LEVEL_KEYS", "environment", "utc_now", "to_json", "write_results", "read_results"]
 
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
@@ -20,6 +20,14 @@ TOP_LEVEL_KEYS = (
     "model", "probe", "checks", "policy", "cost", "environment",
 )
 _PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "jinja2", "pillow", "weasyprint")
+
+
+def auditor_version() -> str:
+    """This auditor's version, from the installed package's metadata (pyproject.toml is the one place it is set)."""
+    try:
+        return metadata.version("auditor")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 def environment() -> dict[str, str]:

@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from auditor import api, outdir
-from auditor.api import AuditConfig, render_outputs, run_audit
+from auditor.api import AuditConfig, run_audit
+from auditor.outdir import render_outputs
 from auditor.cli import main
 from auditor.errors import UsageError
 from auditor.outdir import check_folder, folder_lock, sha256_file

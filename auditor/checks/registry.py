@@ -27,14 +27,8 @@ def register_check(cls: C) -> C:
     return cls
 
 
-def _load_builtin() -> None:
-    # Importing the package registers the built-in checks.
-    import auditor.checks  # noqa: F401
-
-
 def get_check(name: str) -> type["Check"]:
     """The check class registered as ``name``; an unknown name suggests the closest one."""
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -45,12 +39,10 @@ def get_check(name: str) -> type["Check"]:
 
 def list_checks(pattern: str = "*") -> list[type["Check"]]:
     """Registered check classes whose name matches the fnmatch ``pattern``, sorted by name."""
-    _load_builtin()
     return [_REGISTRY[n] for n in sorted(_REGISTRY) if fnmatch.fnmatch(n, pattern)]
 
 
 def check_names() -> list[str]:
     """Names of all registered checks, in the order they run."""
-    _load_builtin()
     return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n))
 

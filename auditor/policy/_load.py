@@ -89,7 +89,7 @@ def _metric_error(path: str, where: str, why: str, valid: list[str]) -> PolicyEr
 
 def _validate_metric(path: str, where: str) -> None:
     # Lazy: the registry loads every check, and with them torch; only validating a metric needs it.
-    from auditor.checks.registry import check_names, get_check
+    from auditor.checks import check_names, get_check
 
     parts = path.split(".")
     names = check_names()
@@ -244,7 +244,7 @@ def _parse_defaults(raw: Any, src: str) -> dict[str, Any]:
 
 def _parse_requires(raw: Any, src: str) -> tuple[str, ...]:
     # Lazy: the registry loads every check, and with them torch; only validating requires needs it.
-    from auditor.checks.registry import check_names
+    from auditor.checks import check_names
 
     if raw is None:
         return ()
