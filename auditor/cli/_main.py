@@ -12,8 +12,9 @@ import click
 
 from auditor import __version__
 from auditor.cli._options import (AUDIT_OPTIONS, CSV, MITIGATIONS, MODEL_OPTIONS, RUN_OPTIONS, Minutes, check_params,
-                                  command_line, declared, output_options, reporter)
+                                  command_line, declared, output_options)
 from auditor.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, AuditorError, UsageError
+from auditor.progress import make_reporter
 
 __all__ = ["main", "cli", "EXIT_INTERRUPTED"]
 
@@ -103,7 +104,7 @@ def audit(ctx: click.Context, model: str, **o: Any) -> None:
     from auditor.api import audit as run_audit
     from auditor.cost import format_plan
 
-    reporter = reporter(o["quiet"])
+    reporter = make_reporter(quiet=o["quiet"])  # bars on a terminal, timed lines elsewhere, none with --quiet
 
     def on_plan(plan: Any) -> None:
         if reporter is not None:  # --quiet: the plan is information too
@@ -185,7 +186,7 @@ def mitigate(ctx: click.Context, method: str, model: str | None, model_option: s
     cfg = MitigateConfig(method=method, model=model or model_option, **{k: o[k] for k in keys},
                          check_params=check_params(o["params"]), formats=o["formats"], out_dir=o["out"],
                          command=command_line(ctx), **declared(o))
-    reporter = reporter(o["quiet"])
+    reporter = make_reporter(quiet=o["quiet"])  # bars on a terminal, timed lines elsewhere, none with --quiet
     try:
         outcome = run_mitigation(cfg, progress=reporter)
     finally:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import click
 
 __all__ = ["AUDIT_OPTIONS", "BUDGETS", "CSV", "MITIGATIONS", "MODEL_OPTIONS", "RUN_OPTIONS", "CheckParam", "Minutes",
-           "check_params", "command_line", "compose", "declared", "output_options", "reporter"]
+           "check_params", "command_line", "compose", "declared", "output_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 BUDGETS = ("quick", "standard", "thorough")
@@ -139,13 +139,6 @@ def output_options(out: str, formats: str) -> Callable[[F], F]:
                      show_envvar=True, help="comma-separated report formats: json,html,pdf,md,junit (results.json is "
                                             "always written; pdf needs weasyprint and Pango)"),
     )
-
-
-def reporter(quiet: bool) -> Any:
-    """The progress renderer for stderr (`auditor.progress`): bars on a terminal, timed lines elsewhere, none with --quiet."""
-    from auditor.progress import make_reporter
-
-    return make_reporter(quiet=quiet)
 
 
 def declared(o: dict[str, Any]) -> dict[str, Any]:
