@@ -1,11 +1,14 @@
 """Probe datasets: the `Probe` contract, the format readers behind `open_probe`, and the streaming loader.
 
-``probes.synth`` (the generated probe) is imported only when ``open_probe("synth:...")`` asks for it.
+``probes.synth`` (the generated probe) is imported only when ``open_probe("synth:...")`` asks for it, and
+the loader's names (which need torch) only when first used, so ``auditor probe check`` starts fast.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from probes.base import ImageUnreadable, Probe
-from probes.loader import Batch, ProbeDataset, ResizeTally, fit_image, image_sizes, make_loader, probe_image_size
 from probes.open import open_probe
 from probes.summary import format_summary, summarize
 
@@ -23,3 +26,11 @@ __all__ = [
     "summarize",
     "format_summary",
 ]
+
+_LOADER = ("Batch", "ProbeDataset", "ResizeTally", "fit_image", "image_sizes", "make_loader", "probe_image_size")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOADER:  # imported when used: the loader needs torch
+        return getattr(importlib.import_module("probes.loader"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,12 +54,14 @@ def test_an_earlier_mitigation_is_not_overwritten_without_force(tmp_path, one_th
     assert (out / "model" / "model.yaml").read_text() == "name: earlier\n"
 
 
-def test_a_torchscript_model_is_refused_with_the_fix(tmp_path, capsys):
+@pytest.mark.parametrize("form", [["MODEL"], ["--model", "MODEL"]])  # the argument, and its old spelling
+def test_a_torchscript_model_is_refused_with_the_fix(tmp_path, capsys, form):
     loaded = load_model(str(SAMPLE_MODELS["clean_cnn"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.script(loaded.module.inner), str(tmp_path / "m.ts"))
-    code = main(["mitigate", "distillation", "--model", str(tmp_path / "m.ts"), *TINY, "--out", str(tmp_path / "out")])
+    model = [str(tmp_path / "m.ts") if w == "MODEL" else w for w in form]
+    code = main(["mitigate", "distillation", *model, *TINY, "--out", str(tmp_path / "out")])
     assert code == 2 and "give the state_dict with its architecture" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model").exists()
 

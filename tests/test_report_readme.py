@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from auditor.api import FORMATS
-from auditor.cli import build_parser
+from tests.cli_fixtures import parse_command_line
 from tests.conftest import ROOT
 
 
@@ -52,9 +52,9 @@ def test_every_command_exists_and_parses(command: str) -> None:
         assert (ROOT / words[1]).is_file()
         return
     assert words[0] == ".venv/bin/auditor"
-    ns = build_parser().parse_args(words[1:])
-    assert (ROOT / ns.model).is_file()
-    assert set(ns.format) <= set(FORMATS)
+    params = parse_command_line(words[1:]).params
+    assert (ROOT / params["model"]).is_file()
+    assert set(params["formats"]) <= set(FORMATS)
 
 
 def test_files_the_jobs_read_are_the_files_the_audit_writes() -> None:

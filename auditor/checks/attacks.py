@@ -13,22 +13,20 @@ import logging
 import math
 import time
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from auditor.attacks import gallery as gallery_
-from auditor.attacks import masking
-from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
 from auditor.checks.attack_groups import robust_accuracy_by_group
-from auditor.attacks.transfer import transfer_attack
-from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
-from auditor.checks.sampling import load_rows, random_rows
 from auditor.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from auditor.attacks import masking
 
 __all__ = ["Attacks", "BUDGETS", "parse_eps"]
 
@@ -97,6 +95,8 @@ class Attacks(Check):
         """Upper bounds: every attacked image assumed classified correctly (a wrong one is not attacked),
         every bisection round run on all of them, each query attack spending its whole budget (Square
         stops at the first success, so it usually spends far less)."""
+        from auditor.attacks import gallery as gallery_  # imported when run: keeps `auditor checks` fast
+
         size, (grids, _) = self._sizes(ctx.budget), self._grids()
         n = min(size["n_images"], ctx.n_rows)
         steps, restarts = size["steps"], size["restarts"]
@@ -119,6 +119,11 @@ class Attacks(Check):
         return PassPlan(f, b, "upper bound: attacks stop early on images already fooled or misclassified")
 
     def run(self, ctx: CheckContext) -> CheckResult:
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.attacks import gallery as gallery_, masking
+        from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
+        from auditor.checks.sampling import load_rows, random_rows
+
         start = time.perf_counter()
         cfg = self.config
         size = self._sizes(ctx.budget)
@@ -209,6 +214,10 @@ class Attacks(Check):
     def _blackbox(self, ctx: CheckContext, model: Any, x: torch.Tensor, y: torch.Tensor, rows: np.ndarray, ref: float,
                   size: dict[str, int], result: CheckResult) -> tuple[dict[str, Any], np.ndarray]:
         """Square (L-inf at the reference eps), HopSkipJump (L2, minimal) and transfer on a subsample."""
+        from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack  # imported when run: keeps `auditor checks` fast
+        from auditor.attacks.transfer import transfer_attack
+        from auditor.checks.sampling import load_rows, random_rows
+
         idx = np.arange(min(size["n_blackbox"], len(rows)))
         xb, yb = x[idx].cpu(), y[idx].cpu()
         out: dict[str, Any] = {}
@@ -252,6 +261,8 @@ class Attacks(Check):
                bb_idx: np.ndarray | None, unbounded: float | None, grads: dict[str, Any], determinism: dict[str, Any],
                ref: float) -> list[masking.Flag]:
         """The masking flags, each judged on the images both sides of a comparison were run on."""
+        from auditor.attacks import masking  # imported when run: keeps `auditor checks` fast
+
         n = max(1, len(clean))
         tol = max(0.02, 0.5 / math.sqrt(n))
         acc = {a: list(curves["linf"][a].mean(axis=1)) for a in ("fgsm", "pgd")} if "linf" in curves else {}

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
-import torch
 
 from auditor.errors import AuditCancelled, UsageError
 
 if TYPE_CHECKING:
+    import torch
+
     from auditor.models import LoadedModel
     from probes.base import Probe
 

@@ -13,28 +13,28 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
-from auditor.checks.sampling import load_rows, random_rows, subject_masks
 from auditor.checks.significance import adjust_pvalues, permutation_pvalue
 from auditor.errors import UsageError
-from auditor.explain import attributions as attr
-from auditor.explain import sanity
-from auditor.frozen import frozen
-from auditor.spurious.masks import curve_area, learn_masks, saliency_curve
-from auditor.spurious.perturb import OPERATORS
+from auditor.explain import LABELS, METHODS
+from auditor.spurious import OPERATORS
+
+if TYPE_CHECKING:
+    import torch
+
+    from auditor.explain import attributions as attr
 
 __all__ = ["Explanations", "BUDGETS", "ALL_METHODS"]
 
 log = logging.getLogger(__name__)
 
-ALL_METHODS = (*attr.METHODS, "perturbation_mask")
+ALL_METHODS = (*METHODS, "perturbation_mask")
 BUDGETS: dict[str, dict[str, int]] = {
     "quick": {"n_images": 32, "n_group_images": 64, "n_sanity": 8, "ig_steps": 16, "nt_samples": 8, "sanity_stages": 3, "mask_steps": 20,
               "class_model_steps": 32, "curve_steps": 10, "occlusion_overlap": 1},
@@ -111,6 +111,8 @@ class Explanations(Check):
         return {k: self.config.get(k) or v for k, v in BUDGETS.get(budget, BUDGETS["standard"]).items()}
 
     def _settings(self, size: dict[str, int], hw: tuple[int, int], batch_size: int, seed: int) -> attr.Settings:
+        from auditor.explain import attributions as attr  # imported when run: keeps `auditor checks` fast
+
         cfg = self.config
         window = cfg["occlusion_window"] or max(1, min(hw) // 8)
         return attr.Settings(ig_steps=size["ig_steps"], nt_samples=size["nt_samples"], nt_stdev=cfg["nt_stdev"],
@@ -122,6 +124,8 @@ class Explanations(Check):
         """Every method on ``n_images``, the curves, the sanity cascade, the class models, and the group
         sample explained by the reference method, which the results choose: planned as the costliest of
         the map methods (the perturbation masks, never checked for sanity, are seldom chosen)."""
+        from auditor.explain import sanity  # imported when run: keeps `auditor checks` fast
+
         size, methods = self._sizes(ctx.budget), parse_methods(self.config["methods"])
         hw = (int(ctx.input_size[0]), int(ctx.input_size[1]))
         s = self._settings(size, hw, ctx.batch_size, 0)
@@ -130,7 +134,7 @@ class Explanations(Check):
         total = PassPlan(*map(sum, zip(*(_passes(m, n, s, hw, size["mask_steps"]) for m in methods))))
         curves = 2 * (n * (size["curve_steps"] + 1) + 1)
         total += PassPlan((1 + len(methods)) * curves)
-        mapped = [m for m in methods if m in attr.METHODS]
+        mapped = [m for m in methods if m in METHODS]
         k = min(size["n_sanity"], n)
         n_stages = (len(sanity.cascade_stages(ctx.model.module, size["sanity_stages"])) if ctx.model is not None
                     else size["sanity_stages"])
@@ -149,6 +153,11 @@ class Explanations(Check):
                         "planned as the costliest map method")
 
     def run(self, ctx: CheckContext) -> CheckResult:
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.checks.sampling import load_rows, random_rows, subject_masks
+        from auditor.explain import attributions as attr
+        from auditor.frozen import frozen
+
         start = time.perf_counter()
         cfg = self.config
         size = self._sizes(ctx.budget)
@@ -185,15 +194,15 @@ class Explanations(Check):
                         _count(result, method, n, settings, (h, w))
                 except attr.MethodUnavailable as exc:
                     entries[method] = _not_run(method, str(exc))
-                    notes.append(f"{attr.LABELS[method]} was not run: {_strip(str(exc))}")
+                    notes.append(f"{LABELS[method]} was not run: {_strip(str(exc))}")
                     continue
                 except (RuntimeError, ValueError, TypeError) as exc:  # a model captum cannot drive: keep the others
                     log.warning("explanations: %s failed: %s", method, exc)
                     why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
                     entries[method] = _not_run(method, why)
-                    notes.append(f"{attr.LABELS[method]} failed on this model ({why})")
+                    notes.append(f"{LABELS[method]} failed on this model ({why})")
                     continue
-                entries[method] = {"status": "ok", "reason": None, "label": attr.LABELS[method]}
+                entries[method] = {"status": "ok", "reason": None, "label": LABELS[method]}
             if methods:
                 ctx.report(f"{self.name}: {methods[-1]}", 1, 1)
             curves = self._faithfulness(ctx, model, x, targets, maps, size["curve_steps"], result)
@@ -262,6 +271,10 @@ class Explanations(Check):
                       result: CheckResult) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The reference method's per-image deletion, insertion and subject share on ``n_group_images`` images:
         the ``rows`` already explained and further seeded rows, explained, scored and measured the same way."""
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.checks.sampling import load_rows, random_rows, subject_masks
+        from auditor.explain import attributions as attr
+
         pred = ctx.predictions
         pool = random_rows(len(pred), size["n_group_images"], ctx.seed, "explanations-groups")
         extra = pool[~np.isin(pool, rows)][: max(0, size["n_group_images"] - len(rows))]
@@ -283,6 +296,9 @@ class Explanations(Check):
     def _masks(self, ctx: CheckContext, model: Any, x: torch.Tensor, targets: torch.Tensor, size: dict[str, int],
                result: CheckResult) -> np.ndarray:
         """The spurious check's meaningful-perturbation masks (1 = evidence) for these images."""
+        from auditor.explain import attributions as attr  # imported when run: keeps `auditor checks` fast
+        from auditor.spurious.masks import learn_masks
+
         attr._require_gradients(model, x[:1])
         masks = learn_masks(model, x, targets, game="deletion", operator=self.config["operator"], steps=size["mask_steps"],
                             lr=0.1, seed=ctx.seed, batch_size=min(ctx.batch_size, 32), cancel=ctx.cancel)
@@ -296,6 +312,9 @@ class Explanations(Check):
         """Per method (and ``random``): per-image deletion and insertion curves (N, steps + 1). Pixels a map
         ranks equal are taken in one seeded random order shared by every method, so the maps are compared
         only where they say something."""
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.spurious.masks import saliency_curve
+
         gen = torch.Generator().manual_seed(ctx.seed % 2**31)
         noise = torch.rand(x.shape[0], *x.shape[-2:], generator=gen, dtype=torch.float64)
         out: dict[str, tuple[Any, ...]] = {}
@@ -323,7 +342,9 @@ class Explanations(Check):
         """Cascading randomisation of the model's layers from the top; per method the rank correlation of
         the maps with the original ones at each stage, and the verdict at the last (all layers random); and
         the first image's map at each stage, titled, for the figure."""
-        methods = [m for m in maps if m in attr.METHODS]
+        from auditor.explain import attributions as attr, sanity  # imported when run: keeps `auditor checks` fast
+
+        methods = [m for m in maps if m in METHODS]
         k = min(size["n_sanity"], x.shape[0])
         stages = sanity.cascade_stages(model, size["sanity_stages"])
         if not methods or not stages:
@@ -392,6 +413,7 @@ class Explanations(Check):
                notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """First-layer filters and class-model images: their numbers for the metrics, and the views themselves
         for `_figures`."""
+        from auditor.explain import attributions as attr  # imported when run: keeps `auditor checks` fast
         from auditor.explain.model_views import class_model_images, first_layer_filters
 
         out: dict[str, Any] = {}
@@ -438,12 +460,12 @@ class Explanations(Check):
         titles = [f"#{int(ctx.predictions.index[r])}: {_class_name(ctx, int(t))}" for r, t in zip(rows[:k], targets[:k].tolist())]
         if shown:
             result.figures["attributions"] = fig.attribution_grid(images[:k], {m: maps[m][:k] for m in shown},
-                                                                  {m: attr.LABELS[m] for m in shown}, titles)
+                                                                  {m: LABELS[m] for m in shown}, titles)
         if cascade_maps:
             checked = [m for m in shown if m in cascade_maps[0][1]]
-            stages = {attr.LABELS[m]: [maps[m][0], *(c[m] for _, c in cascade_maps)] for m in checked}
+            stages = {LABELS[m]: [maps[m][0], *(c[m] for _, c in cascade_maps)] for m in checked}
             result.figures["sanity_cascade"] = fig.sanity_grid(images[0], stages, ["original", *(t for t, _ in cascade_maps)],
-                                                               {attr.LABELS[m]: attr.LABELS[m] for m in checked})
+                                                               {LABELS[m]: LABELS[m] for m in checked})
         if views["filters"] is not None:
             result.figures["first_layer_filters"] = fig.filter_grid(views["filters"])
         if views["class_models"] is not None:
@@ -480,7 +502,7 @@ def _class_name(ctx: CheckContext, k: int) -> str:
 
 
 def _not_run(method: str, reason: str) -> dict[str, Any]:
-    return {"status": "not_run", "reason": _strip(reason), "label": attr.LABELS[method]}
+    return {"status": "not_run", "reason": _strip(reason), "label": LABELS[method]}
 
 
 def _strip(text: str) -> str:
@@ -510,6 +532,9 @@ def _faithfulness_entry(d: np.ndarray, ins: np.ndarray, random: tuple[np.ndarray
 
 def _area(curves: np.ndarray) -> np.ndarray:
     """Area under each row of per-image curves (N, S + 1)."""
+    import torch  # imported when run: keeps `auditor checks` fast
+    from auditor.spurious.masks import curve_area
+
     return curve_area(torch.as_tensor(curves)).numpy()
 
 
@@ -592,7 +617,7 @@ def _finding(attribute: str, metric: str, entry: Any, min_difference: float) -> 
     text = (f"By {attribute}, the {what} differs by {entry['value']:.2f} between {entry['highest']} (highest) and "
             f"{entry['lowest']} (lowest), 95% interval {entry['ci'][0]:.2f} to {entry['ci'][1]:.2f}, "
             f"permutation p = {entry['p_adjusted']:.3g} (Holm), "
-            f"under {attr.LABELS.get(entry['method'], entry['method'])}: the model looks at different evidence for these groups.")
+            f"under {LABELS.get(entry['method'], entry['method'])}: the model looks at different evidence for these groups.")
     return {"attribute": attribute, "metric": metric, "method": entry["method"], "lowest": entry["lowest"],
             "highest": entry["highest"], "value": entry["value"], "ci": entry["ci"], "p_adjusted": entry["p_adjusted"],
             "text": text}
@@ -632,7 +657,7 @@ def _summary(entries: dict[str, dict[str, Any]], order: list[str], findings: lis
         return "No attribution method could run on this model; see the notes."
     faithful = overall["faithful_methods"]["names"]
     failing = overall["methods_failing_sanity"]["names"]
-    label = lambda ms: ", ".join(attr.LABELS[m] for m in ms)  # noqa: E731
+    label = lambda ms: ", ".join(LABELS[m] for m in ms)  # noqa: E731
     parts = [f"{len(faithful)} of {len(ran)} methods beat a random ranking of the pixels on deletion"
              + (f" ({label(faithful)})." if faithful else ".")]
     if failing:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Scope", "build_scopes", "SEPARATOR", "GROUP_JOIN"]
 
@@ -40,6 +43,8 @@ def _overall(n: int) -> Scope:
 
 
 def _scope(table: pd.DataFrame, attrs: tuple[str, ...]) -> Scope | None:
+    import pandas as pd  # imported when run: keeps `auditor checks` fast
+
     cols = table[list(attrs)]
     known = cols.notna().all(axis=1).to_numpy()
     if not known.any():

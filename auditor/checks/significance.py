@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import hypergeom, norm
 
 __all__ = [
     "ADJUST_METHODS",
@@ -115,6 +114,8 @@ def _search(sign: float, d: np.ndarray, lo: np.ndarray, hi: np.ndarray, law: tup
     Per search ``i``: the ``x`` in ``[lo, hi]`` with ``a(x) <= d < a(x + 1)``, where
     ``a = sign * hypergeom.pmf(., *law[i])``.
     """
+    from scipy.stats import hypergeom  # imported when run: keeps `auditor checks` fast
+
     lo, hi = lo.copy(), hi.copy()
     out = np.zeros_like(lo)
     done = np.zeros(lo.shape, dtype=bool)
@@ -138,6 +139,8 @@ def _search(sign: float, d: np.ndarray, lo: np.ndarray, hi: np.ndarray, law: tup
 def _fisher_two_sided(x: np.ndarray, m: np.ndarray, n1: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``fisher_exact``'s two-sided p for tables with ``x`` at top left, ``m`` rows, first row ``n1``,
     first column ``n`` (all margins non-empty): the mass of tables no likelier than the observed one."""
+    from scipy.stats import hypergeom  # imported when run: keeps `auditor checks` fast
+
     law = (m, n1, n)
     mode = ((n + 1) * (n1 + 1) / (m + 2)).astype(np.int64)
     pexact, pmode = hypergeom.pmf(x, *law), hypergeom.pmf(mode, *law)
@@ -252,6 +255,8 @@ def two_proportion_power(p1: float | None, p2: float | None, n1: int, n2: int, a
     ``Phi((|d| - z s0) / s1) + Phi((-|d| - z s0) / s1)``, ``z = Phi^-1(1 - alpha / 2)``. None when a
     rate is None/NaN or a group is empty.
     """
+    from scipy.stats import norm  # imported when run: keeps `auditor checks` fast
+
     rates = _rates(p1, p2, alpha)
     if rates is None or n1 <= 0 or n2 <= 0:
         return None
@@ -279,6 +284,8 @@ def two_proportion_n(p1: float | None, p2: float | None, alpha: float = 0.05, po
     rounded up, then raised while `two_proportion_power` is still below ``power`` (rarely by more than
     one). None when ``p1 == p2`` (no gap to detect) or a rate is None/NaN.
     """
+    from scipy.stats import norm  # imported when run: keeps `auditor checks` fast
+
     if not 0 < power < 1:
         raise ValueError(f"The 'power' parameter must be in (0, 1). Got {power!r} instead.")
     if not ratio > 0 or not math.isfinite(ratio):

@@ -10,22 +10,21 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from auditor.attacks.masking import gradient_health
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
-from auditor.checks.sampling import balanced_rows, load_rows, subject_masks
 from auditor.checks.significance import adjust_pvalues
+from auditor.spurious import OPERATORS
 from auditor.spurious import evidence as ev
-from auditor.spurious.counterfactual import Confirmation, confirm
-from auditor.spurious.figure_set import check_figures
-from auditor.spurious.masks import deletion_score, learn_masks
-from auditor.spurious.perturb import OPERATORS
+
+if TYPE_CHECKING:
+    import torch
+
+    from auditor.spurious.counterfactual import Confirmation
 
 __all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
 
@@ -75,6 +74,13 @@ class Spurious(Check):
         return PassPlan(f, 1 + n * steps, "the regions tested depend on where the evidence lies: assumed one per class")
 
     def run(self, ctx: CheckContext) -> CheckResult:
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.attacks.masking import gradient_health
+        from auditor.checks.sampling import balanced_rows, load_rows, subject_masks
+        from auditor.spurious.counterfactual import confirm
+        from auditor.spurious.figure_set import check_figures
+        from auditor.spurious.masks import learn_masks
+
         start = time.perf_counter()
         cfg = self.config
         pred = ctx.predictions
@@ -183,6 +189,9 @@ class Spurious(Check):
         """Deletion score of the learned masks and of a random pixel order (the floor a method must beat).
         Pixels the mask ranks equal (its flat zero background) are taken in that same random order, not
         row by row, so the two curves differ only where the mask says something."""
+        import torch  # imported when run: keeps `auditor checks` fast
+        from auditor.spurious.masks import deletion_score
+
         gen = torch.Generator().manual_seed(ctx.seed % 2**31)
         noise = torch.rand(masks.shape, generator=gen)
         out = []

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from auditor.explain import LABELS
+from auditor.explain import LABELS, METHODS
 
 __all__ = ["METHODS", "LABELS", "GRADIENT_METHODS", "MethodUnavailable", "Settings", "LayerChoice", "attribute",
            "find_conv_layer", "token_layers"]
 
-METHODS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam", "occlusion")
 GRADIENT_METHODS = ("integrated_gradients", "saliency", "smoothgrad", "grad_cam")
 BASELINE = 0.5  # grey: the value IG starts from and occlusion paints, as the deletion curve's fill
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from auditor.spurious import OPERATORS
+
 __all__ = [
     "OPERATORS",
     "apply_stack",
@@ -36,9 +38,6 @@ __all__ = [
     "perturbed",
 ]
 
-OPERATORS = ("blur", "pyramid", "fill")
-"""``blur``: one Gaussian blur (Fong & Vedaldi 2017); ``pyramid``: blur levels chosen by mask value
-(Fong et al. 2019); ``fill``: a constant image (mid-grey or a dataset mean), removes colour too."""
 
 PYRAMID_LEVELS = 8
 
