@@ -132,7 +132,9 @@ def test_the_readme_has_examples_to_check():
 
 @pytest.mark.parametrize("command", [c for c in README_COMMANDS if not is_synopsis(c)])
 def test_every_readme_example_parses(command):
-    parse_command_line(command_words(command))  # a bad option or value raises click.UsageError
+    words = command_words(command)
+    ctx = parse_command_line(words)  # a bad option or value raises click.UsageError
+    assert ctx.command.name in words and ctx.args == []  # the command it names, nothing left unparsed
 
 
 @pytest.mark.parametrize("command", [c for c in README_COMMANDS if is_synopsis(c)])
