@@ -70,7 +70,7 @@ __all__ = [
     "cue_mask",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 SYNTH_CLASSES = ["not_smiling", "smiling"]
 GENDERS = ("female", "male")
@@ -340,7 +340,7 @@ def open_synth(
     """
     opts = _parse_options(source)
     ann = _annotations(opts["n"], opts["seed"], watermark=opts["watermark"])
-    logger.debug("synthetic probe %s: %s", source, opts)
+    log.debug("synthetic probe %s: %s", source, opts)
     meta = {k: v for k, v in opts.items() if not (k == "cue" and v == "watermark")}  # default probes keep their hash
     return _make_probe(source, ann, meta, target=target, sensitive=sensitive, age_buckets=age_buckets, class_names=class_names)
 
@@ -435,5 +435,5 @@ def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, forc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("wrote %d images and manifest.csv to %s", len(probe), out)
+    log.info("wrote %d images and manifest.csv to %s", len(probe), out)
     return out

@@ -18,7 +18,7 @@ from auditor.progress import make_reporter
 
 __all__ = ["main", "cli", "EXIT_INTERRUPTED"]
 
-log = logging.getLogger("auditor")
+log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
 

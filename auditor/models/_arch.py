@@ -20,7 +20,7 @@ from auditor.errors import ModelLoadError
 
 __all__ = ["build_arch", "torchvision_names", "unwrap_state_dict", "final_layer_key", "fit_state_dict", "load_arch"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 _ARCH_FORMS = "pass --arch torchvision:NAME or --arch package.module:factory"
@@ -83,7 +83,7 @@ def build_arch(arch: str, num_classes: int | None = None, arch_kwargs: Mapping[s
         if _takes_num_classes(factory, tv):
             kwargs["num_classes"] = num_classes
         else:
-            logger.warning("--arch %s does not take num_classes; building it with its own class count", arch)
+            log.warning("--arch %s does not take num_classes; building it with its own class count", arch)
     try:
         model = factory(**kwargs)
     except Exception as e:  # noqa: BLE001 - user factories can raise anything

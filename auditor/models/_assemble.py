@@ -25,7 +25,7 @@ from auditor.models._wrapper import AuditModel
 
 __all__ = ["Inner", "WEIGHTS_KEYS", "finish", "module_sha256"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,7 +113,7 @@ def finish(inner: Inner, source: str, spec: ModelSpec | None, flags: Declared, d
     if spec is not None:
         details["inner_form"] = inner.form
         form = "spec"
-    logger.info("loaded %s as %s (%s parameters) on %s", source, form, details["params"], dev)
+    log.info("loaded %s as %s (%s parameters) on %s", source, form, details["params"], dev)
     return LoadedModel(
         module=wrapper, source=source, form=form, sha256=sha, input_size=input_size, num_classes=num_classes,
         class_names=list(classes) if classes is not None else None,
@@ -169,13 +169,13 @@ def _declared_facts(flags: Declared, spec: ModelSpec | None,
             from_weights = (from_weights, from_weights)
         if given is not None:
             if spec is not None and from_spec is not None and given != from_spec:
-                logger.warning("--%s %s overrides %r from model spec %s", key.replace("_", "-"), given, from_spec, spec.path)
+                log.warning("--%s %s overrides %r from model spec %s", key.replace("_", "-"), given, from_spec, spec.path)
             elif from_weights is not None and given != from_weights:
-                logger.warning("--%s %s overrides %r from the weights' metadata", key.replace("_", "-"), given, from_weights)
+                log.warning("--%s %s overrides %r from the weights' metadata", key.replace("_", "-"), given, from_weights)
             out[key] = (given, "flag")
         elif from_spec is not None:
             if from_weights is not None and from_spec != from_weights:
-                logger.warning("model spec %s's %s %r overrides %r from the weights' metadata", spec.path, key, from_spec,
+                log.warning("model spec %s's %s %r overrides %r from the weights' metadata", spec.path, key, from_spec,
                                from_weights)
             out[key] = (from_spec, "spec")
         else:

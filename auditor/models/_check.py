@@ -14,7 +14,7 @@ from auditor.models._wrapper import as_logits
 
 __all__ = ["check_model_output"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _COMMON_SIZES = (224, 32, 28, 64, 96, 128, 16, 112, 256, 299, 48, 160, 192, 384, 512)
 _SEARCH_SECONDS = 5.0
@@ -95,5 +95,5 @@ def check_model_output(model: LoadedModel, images: torch.Tensor) -> int:
         )
     if model.num_classes is None:
         model.num_classes = width
-    logger.debug("validation pass: %s gives %d logits per image", src, width)
+    log.debug("validation pass: %s gives %d logits per image", src, width)
     return width

@@ -10,7 +10,7 @@ from auditor.errors import UsageError
 
 __all__ = ["resolve_device"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
@@ -24,7 +24,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     text = str(spec).strip().lower()
     if text == "auto":
         device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        logger.info("device auto -> %s", device)
+        log.info("device auto -> %s", device)
         return device
     if text == "cpu":
         return torch.device("cpu")

@@ -35,7 +35,7 @@ __all__ = [
     "error_line",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 ACCEPTED_FORMS = (
     "accepted: a TorchScript file, a torch.export .pt2, a state_dict (.safetensors or .pt/.pth) with --arch, "
@@ -159,7 +159,7 @@ def read_torch_save(path: Path, *, trust_pickle: bool) -> tuple[Any, bool]:
             f"model file {path} is a full pickle{refs}, which can run arbitrary code when loaded; pass "
             "--trust-pickle only if you trust its source, or save a state_dict/TorchScript instead"
         )
-    logger.warning("loading full pickle %s with --trust-pickle: this runs the code it contains", path)
+    log.warning("loading full pickle %s with --trust-pickle: this runs the code it contains", path)
     try:
         with path.open("rb") as f:
             legacy = f.read(len(_TORCH_LEGACY_MAGIC)) == _TORCH_LEGACY_MAGIC
@@ -223,5 +223,5 @@ def load_export(path: Path, device: torch.device) -> tuple[torch.nn.Module, list
                 shape = [d if isinstance(d, int) else None for d in val.shape]
             break
     if shape is not None:
-        logger.debug("export %s takes input shape %s", path, shape)
+        log.debug("export %s takes input shape %s", path, shape)
     return module, shape

@@ -34,7 +34,7 @@ from auditor.models._spec import ModelSpec, is_spec_path, load_spec
 
 __all__ = ["load_model"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def load_model(
@@ -88,7 +88,7 @@ def _check_num_classes(flags: Declared, num_classes: int | None) -> None:
 
 def _merge(flag: str, given: Any, from_spec: Any, spec: ModelSpec) -> Any:
     if given is not None and from_spec is not None and given != from_spec:
-        logger.warning("--%s %s overrides %r from model spec %s", flag, given, from_spec, spec.path)
+        log.warning("--%s %s overrides %r from model spec %s", flag, given, from_spec, spec.path)
     return given if given is not None else from_spec
 
 

@@ -16,7 +16,7 @@ from auditor.errors import ModelLoadError
 
 __all__ = ["AuditModel", "as_logits"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def as_logits(out: Any) -> tuple[torch.Tensor, bool]:
@@ -79,7 +79,7 @@ class AuditModel(nn.Module):
         self.training = mode
         if self.fixed_mode:
             if mode:
-                logger.debug("the inner model's mode is fixed (torch.export); it stays as exported")
+                log.debug("the inner model's mode is fixed (torch.export); it stays as exported")
         else:
             self.inner.train(mode)
         return self
