@@ -1,4 +1,4 @@
-"""results.json: the schema's top-level keys, the environment block, and JSON reading and writing."""
+"""results.json: the schema's top-level keys, its metric entries, the environment block, and JSON reading and writing."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -7,12 +7,13 @@ import math
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from auditor.atomic import atomic_write_text
 from auditor.errors import BadInputError
 
-__all__ = ["SCHEMA_VERSION", "auditor_version", "TOP_LEVEL_KEYS", "environment", "utc_now", "to_json", "write_results", "read_results"]
+__all__ = ["SCHEMA_VERSION", "MetricEntry", "metric", "no_metric", "auditor_version", "TOP_LEVEL_KEYS", "environment", "utc_now", "to_json", "write_results", "read_results"]
 
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
@@ -28,6 +29,70 @@ def auditor_version() -> str:
         return metadata.version("auditor")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "0+unknown"
+
+
+_ENTRY_FIELDS = ("value", "ci", "reason", "p_value", "p_adjusted", "significant", "n")
+
+
+def _finite(x: Any) -> float | int | None:
+    """A finite number (not a bool), else None."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def metric(value: Any, ci: Any = None, **fields: Any) -> dict[str, Any]:
+    """A metric entry as results.json holds it: ``{"value": v, "ci": [lo, hi] | None, **fields}``
+    (``fields`` in the order given: reason, p_value, p_adjusted, significant, n, and a check's own keys)."""
+    return {"value": value, "ci": None if ci is None else [ci[0], ci[1]], **fields}
+
+
+def no_metric(reason: str, **fields: Any) -> dict[str, Any]:
+    """The entry of a metric that could not be measured, and why: value and interval None."""
+    return {"value": None, "ci": None, "reason": reason, **fields}
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One metric entry read back from results.json, whatever wrote it: every field typed, odd input read
+    as None (a value that is not a finite number, an interval that is not two finite numbers, lo <= hi)."""
+
+    value: float | int | None
+    ci: tuple[float, float] | None = None
+    reason: str | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    significant: bool | None = None
+    n: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, x: Any) -> "MetricEntry | None":
+        """The entry in ``x``: a metric dict or a bare number; None when ``x`` holds no metric."""
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            return cls(_finite(x))
+        if not isinstance(x, dict) or "value" not in x:
+            return None
+        value = _finite(x.get("value"))
+        raw = x.get("ci")
+        ci = None
+        if value is not None and isinstance(raw, (list, tuple)) and len(raw) == 2:
+            lo, hi = _finite(raw[0]), _finite(raw[1])
+            if lo is not None and hi is not None:
+                ci = (float(min(lo, hi)), float(max(lo, hi)))
+        reason = x.get("reason")
+        p, q, n = _finite(x.get("p_value")), _finite(x.get("p_adjusted")), x.get("n")
+        sig = x.get("significant")
+        return cls(value, ci, reason if isinstance(reason, str) and reason else None,
+                   None if p is None else float(p), None if q is None else float(q),
+                   sig if isinstance(sig, bool) else None,
+                   n if isinstance(n, int) and not isinstance(n, bool) else None,
+                   {k: v for k, v in x.items() if k not in _ENTRY_FIELDS})
+
+    @property
+    def measured(self) -> bool:
+        """Whether the entry holds a number."""
+        return self.value is not None
 
 
 def environment() -> dict[str, str]:
