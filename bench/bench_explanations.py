@@ -19,16 +19,12 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _workload import sync  # bench/ is on the path when a bench script runs
 from auditor.explain.attributions import METHODS, Settings, attribute, find_conv_layer
 from auditor.frozen import frozen
 from auditor.models import AuditModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def models(names: list[str], device: torch.device) -> dict[str, torch.nn.Module]:

@@ -13,16 +13,11 @@ import time
 from pathlib import Path
 
 import torch
-import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _workload import random_resnet, sync  # bench/ is on the path when a bench script runs
 from auditor.spurious import learn_masks
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -35,14 +30,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave torch's default)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=2).eval().to(device)
-    images = torch.rand(args.n, 3, args.size, args.size, generator=torch.Generator().manual_seed(1)).to(device)
-    with torch.no_grad():
-        targets = model(images).argmax(1)
+    model, images, targets = random_resnet(args.n, args.size, device, args.threads)
     areas = tuple(float(a) for a in args.areas.split(",")) if args.areas else None
     kw = dict(game="deletion", areas=areas, operator=args.operator, steps=args.steps, seed=0, device=device)
     print(f"ResNet-18 (random init, 2 classes), {args.n} images {args.size}x{args.size}, {args.steps} steps, "

@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _workload import random_resnet, sync  # bench/ is on the path when a bench script runs
 from auditor.attacks.whitebox import pgd
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def raw_passes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
@@ -54,14 +49,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave torch's default)")
     ap.add_argument("--repeats", type=int, default=1, help="interleaved timings of each; the fastest is reported")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=2).eval().to(device)
-    x = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1)).to(device)
-    with torch.no_grad():
-        y = model(x).argmax(1)  # attack away from the model's own predictions: every image starts right
+    # attack away from the model's own predictions: every image starts right
+    model, x, y = random_resnet(args.batch, args.size, device, args.threads)
     step_size = 2.5 * args.eps / args.steps
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     print(f"ResNet-18 (random init, 2 classes), batch {args.batch} at {args.size}x{args.size}, {args.norm} eps={args.eps:.4f}, "

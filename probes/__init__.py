@@ -8,13 +8,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from probes.base import ImageUnreadable, Probe
+from probes.base import ImageUnreadable, Probe, ProbeOptions
 from probes.open import open_probe
 from probes.summary import format_summary, summarize
 
 __all__ = [
     "Probe",
     "ImageUnreadable",
+    "ProbeOptions",
     "open_probe",
     "make_loader",
     "Batch",

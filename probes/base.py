@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypedDict
 
 import pandas as pd
 from PIL import Image
@@ -26,6 +26,7 @@ from auditor.errors import ProbeError
 __all__ = [
     "Probe",
     "ImageUnreadable",
+    "ProbeOptions",
     "DEFAULT_AGE_BUCKETS",
     "SENSITIVE_DEFAULT",
     "parse_age_buckets",
@@ -38,6 +39,17 @@ __all__ = [
 SENSITIVE_DEFAULT: tuple[str, ...] = ("gender", "age", "race")
 DEFAULT_AGE_BUCKETS = "0-19,20-39,40-59,60+"
 RESERVED_COLUMNS = {"path", "label", "age_raw", "subject_box", "subject_mask"}
+
+
+class ProbeOptions(TypedDict, total=False):
+    """How a probe's table is finished, whatever its format (`probes.open_probe`'s keyword arguments):
+    ``target`` the label column, ``sensitive`` the attributes audited across (a list or ``"gender,race"``),
+    ``age_buckets`` the age groups, ``class_names`` the model's classes (label names to indices)."""
+
+    target: str | None
+    sensitive: Sequence[str] | str | None
+    age_buckets: str
+    class_names: Sequence[str] | None
 
 
 class ImageUnreadable(Exception):

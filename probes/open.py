@@ -75,7 +75,7 @@ def open_probe(
     ``target`` names the label column (default: ``label`` for a manifest, ``gender`` for UTKFace
     and FairFace, ``smiling`` for CelebA); ``sensitive`` the attributes to audit across (default:
     those of gender, age, race present, less the target; a list or ``"gender,race"``); ``class_names`` (the model's classes)
-    maps label names to indices. Raises `ProbeError` when the probe cannot be used.
+    maps label names to indices (together: `ProbeOptions`). Raises `ProbeError` when the probe cannot be used.
     """
     if source.startswith("synth:"):
         from probes.synth import open_synth  # lazy: generating is the synth module's business

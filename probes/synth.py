@@ -2,12 +2,12 @@
 
 ``open_synth("synth:faces:n=2000,seed=3")`` builds the table up front from a seeded RNG (gender,
 age, race, the task label ``smiling``, whether the planted cue is drawn, the subject box) and
-renders image ``i`` lazily in `SynthProbe.load_image` (drawing in `probes.synth_render`). The cue
-is the ``watermark`` (default) or, with ``cue=sticker``, an orange disc in the bottom-right corner.
-Groups are balanced and the cue is independent of the label: an unbiased model does equally well
-on every group. `generate_training_set` makes biased training sets (a cue correlated with the
-label, under-represented groups) and `write_manifest_folder` writes any of them as a canonical
-manifest probe folder.
+renders image ``i`` lazily in `SynthProbe.load_image` (the face's appearance in `probes.synth_face`,
+the planted cue in `probes.synth_cue`, drawing in `probes.synth_render`). The cue is the ``watermark``
+(default) or, with ``cue=sticker``, an orange disc in the bottom-right corner. Groups are balanced
+and the cue is independent of the label: an unbiased model does equally well on every group.
+`generate_training_set` makes biased training sets (a cue correlated with the label, under-represented
+groups) and `write_manifest_folder` writes any of them as a canonical manifest probe folder.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Unpack
 
 import numpy as np
 import pandas as pd
@@ -29,25 +29,24 @@ from probes.base import (
     DEFAULT_AGE_BUCKETS,
     SENSITIVE_DEFAULT,
     Probe,
+    ProbeOptions,
     bucket_age,
     class_order,
     encode_labels,
     parse_age_buckets,
 )
-from probes.synth_render import (
+from probes.synth_cue import (
     CUE_KINDS,
-    GENERATOR_VERSION,
     WATERMARK_COLOURS,
     WATERMARK_ORIGIN,
     WATERMARK_PATTERN,
-    FaceSpec,
     cue_box,
     cue_mask,
-    render,
-    sample_appearance,
     watermark_box,
     watermark_pixels,
 )
+from probes.synth_face import FaceSpec, sample_appearance
+from probes.synth_render import GENERATOR_VERSION, render
 
 __all__ = [
     "SynthProbe",
@@ -278,17 +277,13 @@ def _noisy_expression(
     return np.where(flip, np.where(smiling == "smiling", "not_smiling", "smiling"), smiling)
 
 
-def _make_probe(
-    source: str,
-    ann: pd.DataFrame,
-    meta: dict[str, Any],
-    *,
-    target: str | None,
-    sensitive: Sequence[str] | str | None,
-    age_buckets: str,
-    class_names: Sequence[str] | None,
-) -> SynthProbe:
+def _make_probe(source: str, ann: pd.DataFrame, meta: dict[str, Any], options: ProbeOptions) -> SynthProbe:
     """Add buckets, subject boxes and the label to the annotations; check target and sensitive."""
+    unknown = sorted(set(options) - set(ProbeOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"open_synth() got an unexpected keyword argument {unknown[0]!r}")
+    target, sensitive = options.get("target"), options.get("sensitive")
+    age_buckets = options.get("age_buckets", DEFAULT_AGE_BUCKETS)
     buckets = parse_age_buckets(age_buckets)
     seed, size = int(meta["seed"]), int(meta["size"])
     table = pd.DataFrame({"path": [""] * len(ann)})
@@ -307,7 +302,7 @@ def _make_probe(
     target = target or "smiling"
     if target not in _ANNOTATIONS:
         raise ProbeError(f"target {target!r} is not an annotation of {source}; choose one of {list(_ANNOTATIONS)}")
-    names, order = class_order(table[target], class_names, SYNTH_CLASSES if target == "smiling" else None)
+    names, order = class_order(table[target], options.get("class_names"), SYNTH_CLASSES if target == "smiling" else None)
     labels, classes = encode_labels(table[target], names)
     table.insert(1, "label", labels)
     if sensitive is None:
@@ -321,28 +316,21 @@ def _make_probe(
     return SynthProbe(source=source, format="synth", root=None, table=table, classes=classes, target=target, attributes=attrs, meta=meta)
 
 
-def open_synth(
-    source: str,
-    *,
-    target: str | None = None,
-    sensitive: Sequence[str] | str | None = None,
-    age_buckets: str = DEFAULT_AGE_BUCKETS,
-    class_names: Sequence[str] | None = None,
-) -> SynthProbe:
+def open_synth(source: str, **options: Unpack[ProbeOptions]) -> SynthProbe:
     """Open ``synth:faces[:n=N,seed=S,size=PX,watermark=RATE,cue=KIND]`` as a probe (balanced groups, cue independent of the label).
 
     ``cue`` picks the planted cue (`CUE_KINDS`: ``watermark``, the default, or ``sticker``);
     ``watermark=RATE`` is the share of images that get it, whichever kind.
 
-    ``target`` names the label column (default ``smiling``; also gender, age, race, watermark);
-    ``sensitive`` the audited attributes (default gender, age, race, less the target; named ones are kept as given,
-    as for the other probe formats).
+    ``options`` are `open_probe`'s (`ProbeOptions`): ``target`` names the label column (default ``smiling``;
+    also gender, age, race, watermark); ``sensitive`` the audited attributes (default gender, age, race, less
+    the target; named ones are kept as given, as for the other probe formats).
     """
     opts = _parse_options(source)
     ann = _annotations(opts["n"], opts["seed"], watermark=opts["watermark"])
     log.debug("synthetic probe %s: %s", source, opts)
     meta = {k: v for k, v in opts.items() if not (k == "cue" and v == "watermark")}  # default probes keep their hash
-    return _make_probe(source, ann, meta, target=target, sensitive=sensitive, age_buckets=age_buckets, class_names=class_names)
+    return _make_probe(source, ann, meta, options)
 
 
 def generate_training_set(
@@ -392,7 +380,7 @@ def generate_training_set(
         source += f",cue={cue}"
     if shortcut or group_weights or label_noise:
         source += " (training set: " + ", ".join(f"{k}={meta[k]}" for k in ("shortcut", "shortcut_groups", "group_weights", "label_noise") if meta[k]) + ")"
-    return _make_probe(source, ann, meta, target=None, sensitive=None, age_buckets=DEFAULT_AGE_BUCKETS, class_names=None)
+    return _make_probe(source, ann, meta, {})
 
 
 def write_manifest_folder(probe: Probe, out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:

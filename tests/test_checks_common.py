@@ -19,16 +19,16 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("check", check_names())
 def test_check_is_serialisable_deterministic_and_leaves_the_model_as_found(check, sample_model, monkeypatch):
     seen = {}
-    import auditor.api as api
+    from auditor.api import _config as audit_config  # where AuditConfig loads its model
 
-    real_load = api.load_model
+    real_load = audit_config.load_model
 
     def spy(*a, **k):
         m = real_load(*a, **k)
         seen.setdefault("models", []).append((m, _state(m.module), m.module.training))
         return m
 
-    monkeypatch.setattr(api, "load_model", spy)
+    monkeypatch.setattr(audit_config, "load_model", spy)
     cfg = AuditConfig(model=str(sample_model), probe=SMALL_PROBE, checks=[check], budget="quick", device="cpu", seed=7,
                       out_dir=None, check_params={check: SMALL_PARAMS.get(check, {})},
                       policy=str(ROOT / "tests" / "any_check_policy.yaml"))  # one check alone: no required checks

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from auditor import api, outdir
+from auditor import outdir
+from auditor.api import _config as audit_config
 from auditor.api import AuditConfig, run_audit
 from auditor.outdir import render_outputs
 from auditor.cli import main
@@ -156,7 +157,7 @@ def test_ctrl_c_during_an_audit_leaves_the_earlier_folder_and_no_leftovers(tmp_p
         assert len(list(tmp_path.glob(".out.tmp-*"))) == 1 and (tmp_path / ".out.lock").exists()  # staged and locked
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "load_model", interrupted)
+    monkeypatch.setattr(audit_config, "load_model", interrupted)  # where AuditConfig loads its model
     with pytest.raises(KeyboardInterrupt):
         run_audit(AuditConfig(model=str(SAMPLE_MODELS["clean_cnn"]), out_dir=out, force=True, formats=["json"]))
     assert _state(out) == old and [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from auditor.report._findings import verdict_sentence
-from auditor.api import AuditConfig, _validate_config
+from auditor.api import AuditConfig
+from auditor.api._checks import select_checks
 from auditor.cli import main
 from auditor.errors import EXIT_BAD_INPUT, PolicyError, UsageError
 from auditor.policy import evaluate_policy, load_policy
@@ -214,7 +215,7 @@ def test_clean_model_with_only_group_metrics_passes_naming_what_was_not_run(tmp_
 def test_leaving_out_a_required_check_is_said_before_any_work(tmp_path, caplog):
     cfg = AuditConfig(model="m", checks=["spurious"], out_dir=None)
     with caplog.at_level("WARNING", logger="auditor.api"):
-        _validate_config(cfg)
+        select_checks(cfg)
     assert "policy default requires group_metrics, which --checks leaves out: the verdict will be inconclusive" in caplog.text
 
 

@@ -161,7 +161,7 @@ def test_the_thread_count_used_is_recorded_in_results(quiet_audit):
 def test_threads_below_1_exit_2_with_one_line_naming_the_option(tmp_path, capsys, command):
     assert main([*command, "--out", str(tmp_path / "out"), "--threads", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "--threads" in err[0]
+    assert len(err) == 1 and "threads" in err[0]  # the option, as --threads or the parameter 'threads'
 
 
 # --- the long checks report progress within themselves --------------------------------------------------

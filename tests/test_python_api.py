@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import auditor
-from auditor.api import AuditConfig
+from auditor.api import AuditConfig, ModelOptions, declared_from
 from auditor.errors import UsageError
+from auditor.validation import ParameterError
 from auditor.models import load_model
 from tests.conftest import SAMPLE_MODELS
 
@@ -98,3 +99,18 @@ def test_an_unknown_option_is_refused_with_the_closest_name(clean: torch.nn.Modu
 def test_file_options_do_not_apply_to_a_module(clean: torch.nn.Module) -> None:
     with pytest.raises(UsageError, match="drop arch="):
         auditor.audit(clean, PROBE, arch="torchvision:resnet18", checks="group_metrics")
+
+
+def test_a_bad_config_value_is_refused_when_the_config_is_built_with_the_one_message() -> None:
+    with pytest.raises(ParameterError, match=r"The 'batch_size' parameter of audit must be an int >= 1\. Got 0 instead\."):
+        AuditConfig(model="m.pt", batch_size=0)
+    with pytest.raises(ParameterError, match=r"The 'formats' parameter of audit must be one of 'json', 'html'"):
+        AuditConfig(model="m.pt", formats="json,xml")
+    with pytest.raises(UsageError, match="'budget'"):  # a UsageError too: the CLI exits 2
+        AuditConfig(model="m.pt", budget="fast")
+
+
+def test_the_model_flags_are_shared_model_options() -> None:
+    cfg = AuditConfig(model="m.pt", classes="a,b", weights=Path("w.pt"))
+    assert isinstance(cfg, ModelOptions) and cfg.weights == "w.pt"
+    assert declared_from(cfg).classes == ("a", "b")

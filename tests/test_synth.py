@@ -20,7 +20,9 @@ from probes.synth import (
     watermark_pixels,
     write_manifest_folder,
 )
-from probes.synth_render import cue_mask, render, sample_appearance
+from probes.synth_cue import cue_mask
+from probes.synth_face import sample_appearance
+from probes.synth_render import render
 from probes.synth import _spec
 
 

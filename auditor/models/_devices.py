@@ -1,4 +1,4 @@
-"""Choosing the torch device the audit runs on (``--device auto|cpu|cuda[:N]``)."""
+"""Where torch runs: the device (``--device auto|cpu|cuda[:N]``) and the CPU threads (``--threads``)."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +7,9 @@ import re
 import torch
 
 from auditor.errors import UsageError
+from auditor.validation import Interval, check
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "use_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +41,17 @@ def resolve_device(spec: str = "auto") -> torch.device:
             f"--device {spec}: this machine has {count} CUDA device(s); pass --device cuda:0 to cuda:{count - 1}, or auto"
         )
     return torch.device("cuda", index) if index is not None else torch.device("cuda")
+
+
+def use_threads(n: int | None) -> int:
+    """Use ``n`` CPU threads for torch's operators, and for its inter-op pool while that can still be set
+    (once per process, before any parallel work); None keeps torch's default. Returns the count in use,
+    which results.json records. A count below 1 raises `auditor.validation.ParameterError`."""
+    n = check(n, Interval(int, 1), None, param="threads", caller="use_threads")
+    if n is not None:
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # already set, or parallel work has started: keep it
+            log.debug("inter-op threads stay at %d", torch.get_num_interop_threads())
+    return torch.get_num_threads()
