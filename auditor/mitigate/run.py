@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from auditor.errors import UsageError
 from auditor.mitigate.overlap import image_overlap, overlap_warning
-from auditor.threads import use_threads
+from auditor.models import use_threads
 
 __all__ = ["METHODS", "MitigateConfig", "MitigateOutcome", "run_mitigation"]
 
