@@ -13,16 +13,7 @@ from typing import Any
 from auditor.report._assumptions import assumption_rows
 from auditor.report.presenter import get_presenter, ordered_presenters
 from auditor.report._format import (
-    as_dict,
-    as_list,
-    dig,
-    fmt_p,
-    fmt_plain,
-    fmt_prose,
-    metric_ci,
-    metric_label,
-    metric_value,
-    short,
+    as_dict, as_list, dig, fmt_p, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
 )
 
 __all__ = [

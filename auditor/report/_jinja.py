@@ -14,15 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from auditor.report._format import (
-    fmt_num,
-    fmt_p,
-    fmt_plain,
-    is_metric,
-    metric_ci,
-    metric_html,
-    metric_label,
-    metric_value,
-    short,
+    fmt_num, fmt_p, fmt_plain, is_metric, metric_ci, metric_html, metric_label, metric_value, short
 )
 from auditor.report.presenter import presenter_template
 

@@ -30,25 +30,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from auditor.report._findings import (
-    clause_requirement,
-    clause_sentence,
-    UNDECIDED,
-    clauses,
-    inconclusive_sentence,
-    verdict_of,
-    verdict_sentence,
+    clause_requirement, clause_sentence, UNDECIDED, clauses, inconclusive_sentence, verdict_of, verdict_sentence
 )
 from auditor.report.presenter import get_presenter
-from auditor.report._format import (
-    as_dict,
-    as_list,
-    clean_text,
-    dig,
-    fmt_num,
-    fmt_p,
-    metric_text,
-    short,
-)
+from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, metric_text, short
 
 __all__ = ["allows_inconclusive", "render_junit"]
 

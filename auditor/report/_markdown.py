@@ -15,27 +15,10 @@ from typing import Any
 
 from auditor.report._assumptions import assumption_rows
 from auditor.report._findings import (
-    OPS,
-    clause_requirement,
-    clauses,
-    failing_clauses,
-    UNDECIDED,
-    checks_in_order,
-    inconclusive_sentence,
-    not_run_sentence,
-    verdict_of,
-    verdict_sentence,
+    OPS, clause_requirement, clauses, failing_clauses, UNDECIDED, checks_in_order, inconclusive_sentence,
+    not_run_sentence, verdict_of, verdict_sentence
 )
-from auditor.report._format import (
-    as_dict,
-    as_list,
-    dig,
-    fmt_num,
-    fmt_p,
-    metric_text,
-    metric_value,
-    short,
-)
+from auditor.report._format import as_dict, as_list, dig, fmt_num, fmt_p, metric_text, metric_value, short
 from auditor.report.presenter import get_presenter
 
 __all__ = ["LIMIT", "MAX_ROWS", "md", "md_metric", "md_rate", "md_rows", "render_markdown"]

@@ -8,7 +8,8 @@ from typing import Any
 __all__ = ["REGISTRY", "metric_direction", "presenter_label"]
 
 REGISTRY: dict[str, Any] = {}
-"""Check name -> its presenter (a `Presenter` instance; not imported here, which would be a cycle); written by `auditor.report.presenter.register_presenter`."""
+"""Check name -> its presenter (a `Presenter`, not imported here: that would be a cycle); written by
+`auditor.report.presenter.register_presenter`."""
 
 
 def metric_direction(key: str) -> bool | None:

@@ -221,24 +221,23 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _rest(params: dict[str, Any], min_n: Any, alpha: Any) -> list[dict[str, str]]:
-    out = []
-    if min_n is not None:
-        out.append({"title": "Minimum group size", "text": (
+    paragraphs = {
+        "Minimum group size": None if min_n is None else (
             f"Groups (and intersections) with fewer than {fmt_plain(min_n)} images are marked “insufficient data”: "
             "their values are shown but they are left out of every disparity, and a clause that needs them is "
-            "inconclusive, never a silent pass.")})
-    if params.get("power") is not None:
-        out.append({"title": "Power and sample size", "text": (
+            "inconclusive, never a silent pass."),
+        "Power and sample size": None if params.get("power") is None else (
             f"For each gap of a rate that is a single proportion, the power of a two-sided two-proportion z-test at "
             f"level {fmt_plain(alpha)} to detect the observed gap with the current group sizes, and the group size "
             f"needed for {pct(params.get('power'))} power (Fleiss' formula, normal approximation). “About N more "
             "images” is that size minus what the probe has; for a small group it is also at least what reaches the "
-            "minimum group size. It assumes the observed rates are the true ones, so treat it as an order of magnitude.")})
-    if params.get("ece_bins") is not None:
-        out.append({"title": "Calibration", "text": (
+            "minimum group size. It assumes the observed rates are the true ones, so treat it as an order of magnitude."),
+        "Calibration": None if params.get("ece_bins") is None else (
             f"Expected calibration error (ECE) bins the predicted probability of the predicted class into "
             f"{fmt_plain(params['ece_bins'])} equal-width bins and averages |accuracy − confidence| weighted by bin size; "
-            "the Brier score is the mean squared error of the predicted probabilities. Lower is better for both.")})
+            "the Brier score is the mean squared error of the predicted probabilities. Lower is better for both."),
+    }
+    out = [{"title": title, "text": text} for title, text in paragraphs.items() if text is not None]
     avg = params.get("averaging")
     pos = params.get("positive_class")
     if avg == "binary" or pos is not None:

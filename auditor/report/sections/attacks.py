@@ -12,11 +12,16 @@ from typing import Any
 
 from auditor.report._curves import robustness_curves
 from auditor.report._findings import scope_label
-from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, short
+from auditor.report._format import (
+    NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, short,
+)
 from auditor.report._markdown import md, md_rate
 from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
 from auditor.report.presenter import Presenter, register_presenter
-from auditor.report.sections._attacks_text import methodology as at_methodology, limitations as at_limitations, masking_flags as at_masking_flags, BLACKBOX_ROWS, MASKING_FLAG, MASKING_MIN_GAIN, NOT_CONFIRMED
+from auditor.report.sections._attacks_text import (
+    methodology as at_methodology, limitations as at_limitations, masking_flags as at_masking_flags, BLACKBOX_ROWS,
+    MASKING_FLAG, MASKING_MIN_GAIN, NOT_CONFIRMED,
+)
 
 __all__ = ["MASKING_FLAG", "MASKING_MIN_GAIN", "NOT_CONFIRMED", "UNTRUSTED", "AttacksPresenter", "attacks_view", "eps_text",
            "reliability"]

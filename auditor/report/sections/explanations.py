@@ -19,16 +19,7 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._curves import faithfulness_curves, sanity_chart
 from auditor.report._findings import scope_label
 from auditor.report._format import (
-    NA,
-    as_dict,
-    as_list,
-    fmt_num,
-    fmt_plain,
-    fmt_prose,
-    metric_ci,
-    metric_label,
-    metric_value,
-    short,
+    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
 )
 
 from auditor.report._markdown import md, md_rate, md_rows

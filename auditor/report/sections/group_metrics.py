@@ -15,7 +15,10 @@ from auditor.report._format import as_dict, as_list, dig, fmt_p, metric_label, m
 from auditor.report._markdown import MAX_ROWS, md, md_metric, md_rows
 from auditor.report._rows import add_row, higher_is_better, is_metric_entry, keys_of, leaf_rows, metric_row, row_label
 from auditor.report.presenter import Presenter, register_presenter
-from auditor.report.sections._group_text import methodology as gm_methodology, findings as gm_findings, notes as gm_notes, clause_hint as gm_clause_hint, _significant, significant_gaps
+from auditor.report.sections._group_text import (
+    methodology as gm_methodology, findings as gm_findings, notes as gm_notes, clause_hint as gm_clause_hint,
+    _significant, significant_gaps,
+)
 
 __all__ = ["KEY_RATES", "RATE_ORDER", "GroupMetricsPresenter", "group_metrics_view", "significant_gaps"]
 
