@@ -359,13 +359,6 @@ def write_outputs(results: dict[str, Any], folder: Path, formats: Sequence[str])
     Pango is missing it raises `auditor.report.PdfUnavailableError` (exit 2)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": write_results(results, folder)}
-    html = report.render_html(results) if "html" in formats or "pdf" in formats else None
-    if "html" in formats:
-        paths["html"] = report.write_html(results, folder, html=html)
-    for fmt in ("md", "junit"):
-        if fmt in formats:
-            paths[fmt] = report.write_report(results, folder, fmt)
-    if "pdf" in formats:
-        paths["pdf"] = report.write_pdf(results, folder, html=html)
+    paths.update(report.write_reports(results, folder, [f for f in report.REPORT_FILES if f in formats]))
     record_manifest(folder, [p for k, p in paths.items() if k != "json"], sha256_file(paths["json"]))
     return paths

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditor.report._findings import significant_gaps
+from auditor.report.sections.group_metrics import significant_gaps
 from auditor.checks import CheckContext, Predictions, get_check
 from auditor.checks.significance import PRACTICAL_FLOORS, clears_floor
 from auditor.policy import evaluate_policy, load_policy

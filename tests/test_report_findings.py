@@ -5,10 +5,10 @@ from auditor.report._findings import (
     clause_requirement,
     clause_sentence,
     inconclusive_sentence,
-    significant_gaps,
     summary,
     verdict_sentence,
 )
+from auditor.report.sections.group_metrics import significant_gaps
 from tests.report_fixtures import results_v2
 
 
@@ -56,7 +56,7 @@ def test_gaps_that_are_not_significant_are_not_findings():
             if isinstance(m, dict) and "significant" in m:
                 m["significant"] = False
     assert significant_gaps(r) == ([], 0)
-    assert summary(r)["gaps_searched"]
+    assert summary(r)["findings"][0]["empty"] == "No gap between groups is statistically significant."
 
 
 def test_inconclusive_clause_names_the_smallest_groups_and_the_images_they_need():

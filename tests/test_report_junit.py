@@ -47,8 +47,9 @@ def validate(xml: bytes) -> ET.Element:
 
 
 def _outcomes(root: ET.Element) -> dict[str, str]:
+    """The policy suite's testcases and their outcomes."""
     out = {}
-    for case in root.iter("testcase"):
+    for case in root.find("testsuite").iter("testcase"):
         child = next((c for c in case if c.tag in ("failure", "skipped")), None)
         out[case.get("name")] = "passed" if child is None else f"{child.tag}:{child.get('type', '')}"
     return out
@@ -59,9 +60,9 @@ def root() -> ET.Element:
     return validate(render_junit(results_v2()))
 
 
-def test_one_suite_and_one_testcase_per_clause_named_by_policy_and_clause(root: ET.Element) -> None:
+def test_one_policy_suite_and_one_testcase_per_clause_named_by_policy_and_clause(root: ET.Element) -> None:
     suites = root.findall("testsuite")
-    assert len(suites) == 1
+    assert [s.get("name") for s in suites] == ["auditor policy default", "auditor checks"]
     cases = suites[0].findall("testcase")
     assert [c.get("name") for c in cases] == [c["id"] for c in results_v2()["policy"]["clauses"]]
     assert {c.get("classname") for c in cases} == {"default"}
@@ -131,6 +132,15 @@ def test_failing_verdict_without_a_failing_clause_adds_a_failing_verdict_case() 
 def test_no_policy_gives_one_skipped_case_not_an_empty_suite() -> None:
     root = validate(render_junit({"schema_version": 1}))
     assert _outcomes(root) == {"verdict": "skipped:"}
+
+
+def test_a_checks_suite_has_a_testcase_per_check_with_its_headline_and_never_fails(root: ET.Element) -> None:
+    suite = root.findall("testsuite")[1]
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert list(cases) == list(results_v2()["checks"])
+    assert suite.get("failures") == "0" and not list(suite.iter("failure"))
+    assert "overall accuracy: 0.870 [0.851, 0.889]" in cases["group_metrics"].find("system-out").text
+    assert cases["explanations"].find("skipped").get("message").startswith("check errored")
 
 
 def test_errored_checks_and_policy_warnings_are_in_the_suite_output(root: ET.Element) -> None:

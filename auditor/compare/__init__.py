@@ -41,8 +41,11 @@ each renderer: HTML through jinja2 autoescape, Markdown with `auditor.report._ma
     >>> cmp["accuracy"]["direction"]
     'n/a'
 
-Inside: ``_values`` (reading odd values), ``_rows`` (rows and significance), ``_model`` (the comparison:
-header, flags, accuracy cost, summary), ``_render`` (HTML, Markdown, the files).
+Each check's section (its title, rows and flags) comes from its presenter (`auditor.report.presenter`); a
+check without one gets a row per numeric overall metric. Inside: ``_rows`` (the policy rows and the
+checks' sections), ``_model`` (the comparison: header, flags, accuracy cost, summary), ``_render`` (HTML,
+Markdown, the files). Reading odd values and the row primitives are in the report layer
+(``auditor.report._values``, ``auditor.report._rows``).
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from auditor.compare._render import (
     render_comparison_markdown,
     write_comparison,
 )
-from auditor.compare._rows import higher_is_better, significance
+from auditor.report import higher_is_better, significance
 
 __all__ = [
     "COMPARE_FILES",

@@ -6,35 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditor.report import get_presenter
 from auditor.report._format import NA, as_dict, clean_text, dig, fmt_num, short
-from auditor.compare._rows import (
-    _BLACKBOX,
-    EPS,
-    _attack_rows,
-    _explanation_rows,
-    _group_rows,
-    _keys,
-    _policy_rows,
-    _row,
-    _spurious_rows,
-)
-from auditor.compare._values import _jsonable, _real, _signed, _text
+from auditor.report._rows import EPS, keys_of, metric_row
+from auditor.report._values import _jsonable, _real, _signed, _text
+from auditor.report.presenter import ordered_presenters, presenter_names
+from auditor.report.sections.attacks import MASKING_FLAG, MASKING_MIN_GAIN
+from auditor.compare._rows import POLICY, POLICY_TITLE, _policy_rows, check_sections
 
 __all__ = ["compare_results", "MASKING_FLAG", "MASKING_MIN_GAIN", "SCHEMA"]
 
 SCHEMA = "auditor.compare/1"
-MASKING_FLAG = "gradient masking suspected: the gain is not robustness"
-NOT_CONFIRMED = "white-box gain not confirmed by a black-box attack"
-MASKING_MIN_GAIN = 0.05  # white-box robust accuracy gain (absolute) that counts as a gain without a significant interval
-
-SECTION_TITLES = {
-    "policy": "Policy clauses",
-    "group_metrics": "Group fairness",
-    "attacks": "Adversarial robustness",
-    "spurious": "Spurious cues",
-    "explanations": "Explanations",
-}
-CHECKS = ("group_metrics", "attacks", "spurious", "explanations")
 _VERDICTS = {"pass", "fail", "inconclusive"}
 
 
@@ -86,7 +68,7 @@ def _header(before: dict[str, Any], after: dict[str, Any], method: str, settings
 
 def _checks_status(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    names = [n for n in _keys(as_dict(before.get("checks")), as_dict(after.get("checks")))]
+    names = [n for n in keys_of(as_dict(before.get("checks")), as_dict(after.get("checks")))]
     for name in names:
         entry = {}
         for side, results in (("before", before), ("after", after)):
@@ -104,61 +86,26 @@ def _find(rows: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     return next((r for r in rows if r.get("key") == key), None)
 
 
-def _masking_flags(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The gradient-masking flag (see the module docstring), or a note when black-box evidence is missing."""
-    wb = _find(rows, "attacks.overall.robust_accuracy")
-    if wb is None or wb["change"] is None:
-        return []
-    gain = wb["change"]
-    if not (gain >= MASKING_MIN_GAIN or (gain > EPS and wb["significant"])):
-        return []
-    reasons: list[str] = []
-    lagging: list[dict[str, Any]] = []
-    measured = 0
-    for name, label in _BLACKBOX.items():
-        r = _find(rows, f"attacks.overall.blackbox.{name}.robust_accuracy")
-        if r is None or r["change"] is None:
-            continue
-        measured += 1
-        if r["change"] < gain / 2:
-            lagging.append({"attack": name, "before": r["before"]["value"], "after": r["after"]["value"],
-                            "change": r["change"]})
-            reasons.append(f"{label.split(' robust')[0]} robust accuracy changed by {_signed(r['change'])} while "
-                           f"white-box robust accuracy rose by {_signed(gain)}")
-    rel = _find(rows, "attacks.overall.reliable")
-    rel_dropped = rel is not None and rel["change"] is not None and rel["change"] < -EPS
-    if rel_dropped:
-        reasons.append("the robustness measurement went from reliable to unreliable (its own gradient-masking checks fired)")
-    flags_row = _find(rows, "attacks.overall.n_masking_flags")
-    if flags_row is not None and flags_row["change"] is not None and flags_row["change"] > 0:
-        reasons.append(f"gradient-masking flags rose from {fmt_num(flags_row['before']['value'])} to "
-                       f"{fmt_num(flags_row['after']['value'])}")
-        rel_dropped = True
-    evidence = {"whitebox_before": wb["before"]["value"], "whitebox_after": wb["after"]["value"], "whitebox_gain": gain,
-                "blackbox_lagging": lagging, "reliability_dropped": rel_dropped, "blackbox_measured": measured}
-    if lagging or rel_dropped:
-        return [{"id": "gradient_masking_suspected", "severity": "warning", "title": MASKING_FLAG,
-                 "message": MASKING_FLAG + ": " + "; ".join(reasons) + ". Attacks that do not follow the model's "
-                 "gradients succeed about as often as before, so the white-box gain most likely comes from hidden "
-                 "gradients (as with defensive distillation), not from a more robust model.", "evidence": evidence}]
-    if measured == 0:
-        return [{"id": "blackbox_not_measured", "severity": "note", "title": NOT_CONFIRMED,
-                 "message": f"White-box robust accuracy rose by {_signed(gain)}, but no black-box or transfer attack was "
-                            "run on both models, so gradient masking cannot be ruled out.", "evidence": evidence}]
-    return []
-
+def _flags(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """Each compared check's flags (e.g. the attacks check's gradient-masking flag), from its presenter."""
+    return [f for name in names for f in get_presenter(name).compare_flags(rows)]
 
 
 def _accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    r = _find(rows, "group_metrics.overall.accuracy")
-    source = "group_metrics"
-    if r is None or r.get("change") is None:  # no fairness check on both sides: the attacks check's clean accuracy
-        clean = _find(rows, "attacks.overall.clean_accuracy")
-        if clean is not None and clean.get("change") is not None:
-            r, source = clean, "attacks"
+    """The headline: the first presenter's accuracy row measured on both sides (group fairness's overall
+    accuracy, else the attacks check's clean accuracy), else the first one's, empty."""
+    candidates = [p for p in ordered_presenters(compare=True) if p.accuracy_key]
+    r, source = None, None
+    for i, p in enumerate(candidates):
+        found = _find(rows, str(p.accuracy_key))
+        if i == 0:
+            r, source = found, p.name
+        if found is not None and found.get("change") is not None:
+            r, source = found, p.name
+            break
     if r is None:
-        r = _row("group_metrics", "group_metrics.overall.accuracy", "overall: Accuracy", {"value": None},
-                 {"value": None}, True) or {}
+        r = metric_row(source or "accuracy", f"{source}.overall.accuracy", "overall: Accuracy", {"value": None},
+                       {"value": None}, True) or {}
     head = {k: r.get(k) for k in ("before", "after", "change", "direction", "significance", "significant", "present")}
     change = r.get("change")
     head["source"] = source
@@ -192,23 +139,23 @@ def compare_results(before: dict[str, Any], after: dict[str, Any], *, method: st
     """
     b, a = as_dict(before), as_dict(after)
     sections = []
-    for sid, build in (("policy", _policy_rows), ("group_metrics", _group_rows), ("attacks", _attack_rows),
-                       ("spurious", _spurious_rows), ("explanations", _explanation_rows)):
+    parts = [(POLICY, POLICY_TITLE, lambda: _policy_rows(b, a))] + check_sections(b, a)
+    for sid, title, build in parts:
         try:
-            rows = build(b, a)
+            rows = build()
         except Exception as exc:  # noqa: BLE001 - a comparison must render whatever the results hold
             rows = []
             note = f"could not compare this section: {exc.__class__.__name__}: {short(exc, 200)}"
         else:
             note = None
-        sections.append({"id": sid, "title": SECTION_TITLES[sid], "rows": rows, "note": note})
+        sections.append({"id": sid, "title": title, "rows": rows, "note": note})
     all_rows = [r for s in sections for r in s["rows"]]
     cmp = {
         "schema": SCHEMA,
         "header": _header(b, a, method, settings),
         "verdict": {"before": _verdict(b), "after": _verdict(a)},
         "accuracy": _accuracy(all_rows),
-        "flags": _masking_flags(all_rows),
+        "flags": _flags(all_rows, [sid for sid, _, _ in parts[1:]]),
         "checks": _checks_status(b, a),
         "summary": _summary(all_rows),
         "sections": sections,
@@ -227,7 +174,8 @@ def _cost_text(acc: dict[str, Any]) -> str:
     if bv is None or av is None or change is None:
         return "Accuracy cost: n/a (overall accuracy was not measured on both models)"
     sig = acc.get("significance") if acc.get("significance") in ("significant", "not significant", "no interval") else NA
-    what = "clean accuracy on the attacked images" if acc.get("source") == "attacks" else "overall accuracy"
+    source = acc.get("source")
+    what = get_presenter(source).accuracy_what if isinstance(source, str) and source in presenter_names() else "overall accuracy"
     move = f"{what} {fmt_num(bv)} → {fmt_num(av)} ({_signed(change)}, {sig})"
     if change < -EPS:
         return f"Accuracy cost: {fmt_num(-change)} — {move}"

@@ -1,32 +1,29 @@
-"""The comparison rendered: a defensive view of it (it may come from compare.json), the HTML page,
-the Markdown summary, and the files (`write_comparison`).
+"""The comparison rendered: a defensive view of it (it may come from compare.json), the HTML page (in the
+report's one Jinja environment), the Markdown summary, and the files (`write_comparison`, through the
+report's one writer, `auditor.report.write_files`).
 """
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from markupsafe import Markup
-
+from auditor.report import environment, get_presenter, html_to_pdf, write_files
 from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_plain, short
-from auditor.report import html_to_pdf
+from auditor.report._jinja import stylesheet
 from auditor.report._markdown import md
-from auditor.atomic import atomic_write_bytes, atomic_write_text
-from auditor.compare._model import _VERDICTS, MASKING_FLAG, NOT_CONFIRMED, SECTION_TITLES, _cost_text
-from auditor.compare._values import _ci, _jsonable, _real, _signed
+from auditor.report._values import _ci, _jsonable, _real, _signed
+from auditor.report.presenter import ordered_presenters, presenter_names
+from auditor.compare._model import _VERDICTS, _cost_text
+from auditor.compare._rows import POLICY, POLICY_TITLE
 
 __all__ = ["COMPARE_FILES", "render_comparison_html", "render_comparison_markdown", "write_comparison"]
 
 TEMPLATE = "compare.html.j2"
 STYLESHEET = "compare.css"
 COMPARE_FILES = {"json": "compare.json", "html": "compare.html", "md": "compare.md", "pdf": "compare.pdf"}
-_OWN_TITLES = {MASKING_FLAG, NOT_CONFIRMED}
 MD_LIMIT = 60_000
 MD_MAX_ROWS = 40
 _OPS = {"<=", ">=", "<", ">", "==", "!="}
@@ -96,8 +93,9 @@ def _view(cmp: Any) -> dict[str, Any]:
         if not isinstance(s, dict):
             continue
         rows = [v for v in (_row_view(r) for r in as_list(s.get("rows"))) if v is not None]
-        sid = s.get("id") if s.get("id") in SECTION_TITLES else "other"
-        sections.append({"id": sid, "title": SECTION_TITLES.get(sid, short(s.get("title") or "Other", 80)),
+        sid = s.get("id") if s.get("id") == POLICY or s.get("id") in presenter_names() else "other"
+        title = POLICY_TITLE if sid == POLICY else get_presenter(sid).heading if sid != "other" else short(s.get("title") or "Other", 80)
+        sections.append({"id": sid, "title": title,
                          "rows": [r for r in rows if r["scope_kind"] != "intersection"],
                          "intersection_rows": [r for r in rows if r["scope_kind"] == "intersection"],
                          "note": short(s.get("note"), 300) if s.get("note") else ""})
@@ -143,22 +141,9 @@ def _view(cmp: Any) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports_templates", "."), autoescape=True,
-                              undefined=jinja2.Undefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True)
-
-
-@functools.lru_cache(maxsize=1)
-def _stylesheet() -> Markup:
-    css = importlib.resources.files("reports_templates").joinpath(STYLESHEET).read_text(encoding="utf-8")
-    return Markup(css.replace("</", "<\\/"))
-
-
 def render_comparison_html(cmp: dict[str, Any]) -> str:
     """The comparison as one self-contained HTML page (inline CSS, no script, nothing fetched, all escaped)."""
-    return _environment().get_template(TEMPLATE).render(v=_view(cmp), css=_stylesheet())
+    return environment().get_template(TEMPLATE).render(v=_view(cmp), css=stylesheet(STYLESHEET))
 
 
 def _md_row(r: dict[str, Any]) -> str:
@@ -182,7 +167,8 @@ def render_comparison_markdown(cmp: dict[str, Any]) -> str:
     for m in v["mismatches"]:
         out += [f"> ⚠️ Not like for like: {md(m, 300)}", ""]
     for f in v["flags"]:
-        title = f["title"] if f["title"] in _OWN_TITLES else md(f["title"], 200)
+        own = {t for p in ordered_presenters() for t in p.flag_titles}  # our own text: not escaped
+        title = f["title"] if f["title"] in own else md(f["title"], 200)
         out += [f"> {'⚠️' if f['severity'] == 'warning' else 'ℹ️'} **{title}**: {md(f['message'], 1500)}", ""]
     s = v["summary"]
     out += [(f"{s.get('improved', 0)} improved ({s.get('significant_improved', 0)} significantly), "
@@ -226,20 +212,7 @@ def write_comparison(cmp: dict[str, Any], out_dir: str | os.PathLike[str],
     if unknown:
         raise ValueError(f"unknown comparison format(s) {', '.join(map(repr, unknown))}; "
                          f"choose from {', '.join(COMPARE_FILES)}")
-    out = Path(out_dir)
-    written: dict[str, Path] = {}
     html = render_comparison_html(cmp) if {"html", "pdf"} & set(wanted) else ""
-    for fmt in ("json", "html", "md"):
-        if fmt not in wanted:
-            continue
-        path = out / COMPARE_FILES[fmt]
-        if fmt == "json":
-            text = json.dumps(_jsonable(cmp), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        elif fmt == "html":
-            text = html
-        else:
-            text = render_comparison_markdown(cmp)
-        written[fmt] = atomic_write_text(path, text)
-    if "pdf" in wanted:
-        written["pdf"] = atomic_write_bytes(out / COMPARE_FILES["pdf"], html_to_pdf(html))
-    return written
+    rendered = {"json": lambda: json.dumps(_jsonable(cmp), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+                "html": html, "md": lambda: render_comparison_markdown(cmp), "pdf": lambda: html_to_pdf(html)}
+    return write_files(Path(out_dir), COMPARE_FILES, {f: rendered[f] for f in COMPARE_FILES if f in wanted})

@@ -23,20 +23,8 @@ import numpy as np
 
 from auditor.plotting._style import short, styled
 
-__all__ = [
-    "MAX_SIDE",
-    "canvas",
-    "cell_text",
-    "counterfactual_pairs",
-    "draw_image",
-    "empty_cell",
-    "evidence_overview",
-    "example_overlays",
-    "image_rows",
-    "png_uri",
-    "to_rgb",
-    "wrap_name",
-]
+__all__ = ["MAX_SIDE", "canvas", "cell_text", "counterfactual_pairs", "draw_image", "empty_cell",
+           "evidence_overview", "example_overlays", "image_rows", "png_uri", "to_rgb", "wrap_name"]
 
 DPI = 100
 MAX_PANELS = 8  # classes in the overview, columns in the other figures

@@ -29,14 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auditor.plotting import STYLE
-from auditor.report._format import (
-    as_dict,
-    as_list,
-    metric_ci,
-    metric_label,
-    metric_value,
-    short,
-)
+from auditor.report._format import as_dict, as_list, metric_ci, metric_label, metric_value, short
 
 __all__ = ["embeddable_figures", "heatmap_chart", "rate_bars"]
 

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from auditor.plotting import STYLE
@@ -57,15 +58,8 @@ def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
         series = [s for s in series if s[1]]
         if series:
             panels.append((norm, title, series, sorted({e for s in series for e, _ in s[1]})))
-    if not panels:
-        return None
-    fig = _figure(7.2, 2.9, layout="constrained")
-    if fig is None:
-        return None
-    import matplotlib
 
-    with matplotlib.rc_context(STYLE):
-        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    def draw(fig: Any, axes: Any) -> None:
         for ax, (norm, title, series, ticks) in zip(axes, panels):
             _plot_series(ax, series, marker="o", markersize=2.5)
             ax.set_xscale("log")
@@ -78,7 +72,8 @@ def robustness_curves(curves: Any, scope: Any, groups: Any) -> str | None:
         _legend(fig, axes)
         by = f" by {_label(scope, 40)}" if lines else ""
         fig.suptitle(f"Robust accuracy against the perturbation size{by}", x=0.01, ha="left", fontsize=8)
-        return _png(fig)
+
+    return _panel_chart(panels, 2.9, draw)
 
 
 # -- explanations: deletion/insertion curves and the sanity cascade -------------------------------------------
@@ -110,15 +105,8 @@ def faithfulness_curves(fractions: Any, methods: Any, random: Any) -> str | None
         series = [s for s in series if len(s[1]) > 1]
         if series:
             panels.append((title, verb, series))
-    if not panels:
-        return None
-    fig = _figure(7.2, 2.7, layout="constrained")
-    if fig is None:
-        return None
-    import matplotlib
 
-    with matplotlib.rc_context(STYLE):
-        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    def draw(fig: Any, axes: Any) -> None:
         for ax, (title, verb, series) in zip(axes, panels):
             _plot_series(ax, series)
             ax.set_xlim(0.0, 1.0)
@@ -129,6 +117,23 @@ def faithfulness_curves(fractions: Any, methods: Any, random: Any) -> str | None
         fig.get_layout_engine().set(wspace=0.06)
         _legend(fig, axes)
         fig.suptitle("Deletion and insertion curves per attribution method", x=0.01, ha="left", fontsize=8)
+
+    return _panel_chart(panels, 2.7, draw)
+
+
+def _panel_chart(panels: list[Any], height: float, draw: Callable[[Any, Any], None]) -> str | None:
+    """A row of panels sharing the y axis, drawn by ``draw(fig, axes)``, as a PNG data URI; None without
+    panels or without matplotlib."""
+    if not panels:
+        return None
+    fig = _figure(7.2, height, layout="constrained")
+    if fig is None:
+        return None
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        draw(fig, axes)
         return _png(fig)
 
 

@@ -14,7 +14,12 @@ fails exactly when the audit's exit code does:
   fail the gate; GitHub and GitLab test reports show skipped tests, with their message, apart from
   passes, so a warning stays visible without turning the test report red.
 
-If the verdict fails the gate and no clause explains it, a ``verdict`` testcase fails. Built with
+If the verdict fails the gate and no clause explains it, a ``verdict`` testcase fails.
+
+A second ``<testsuite>`` ("auditor checks") has one ``<testcase>`` per check in the results (``classname``
+= ``checks``, ``name`` = the check), its status and its presenter's headline numbers in ``<system-out>``.
+It never fails: only the verdict decides the gate (an errored check shows there through the clauses that
+need it), so an errored check's testcase is ``<skipped>`` with the error as its message. Built with
 `xml.etree.ElementTree` (which escapes ``& < > "``); control characters, which XML 1.0 cannot hold,
 become U+FFFD first.
 """
@@ -22,31 +27,15 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 from auditor.report._findings import (
-    clause_requirement,
-    clause_sentence,
-    UNDECIDED,
-    clauses,
-    inconclusive_sentence,
-    verdict_of,
-    verdict_sentence,
+    clause_requirement, clause_sentence, UNDECIDED, clauses, inconclusive_sentence, verdict_of, verdict_sentence
 )
-from auditor.report._format import (
-    as_dict,
-    as_list,
-    clean_text,
-    dig,
-    fmt_num,
-    fmt_p,
-    metric_text,
-    short,
-)
-from auditor.atomic import atomic_write_bytes
+from auditor.report.presenter import get_presenter
+from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, metric_text, short
 
-__all__ = ["allows_inconclusive", "render_junit", "write_junit"]
+__all__ = ["allows_inconclusive", "render_junit"]
 
 MAX_MESSAGE = 500
 MAX_TEXT = 4000
@@ -115,6 +104,32 @@ def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, 
     return outcome
 
 
+def _check_case(suite: ET.Element, name: str, check: dict[str, Any], results: dict[str, Any]) -> str:
+    """Add the testcase of one check; return its outcome: passed or skipped (never a failure)."""
+    case = ET.SubElement(suite, "testcase", classname="checks", name=_text(name, 300),
+                         time=f"{check['seconds']:.3f}" if _seconds(check.get("seconds")) else "0")
+    status = short(check.get("status") or "unknown", 30).lower()
+    lines = [f"check: {short(name, 80)}", f"status: {status}"]
+    if status == "error":
+        message = f"check errored (the verdict decides the gate): {short(check.get('error') or 'no message', 400)}"
+        ET.SubElement(case, "skipped", message=_text(message, MAX_MESSAGE))
+    else:
+        try:
+            lines += [short(line, 600) for line in get_presenter(name).junit(check, results)]
+        except Exception as exc:  # noqa: BLE001 - a presenter's bug must not cost the gate its report
+            lines.append(f"headline not available: {exc.__class__.__name__}")
+    ET.SubElement(case, "system-out").text = _text("\n".join(lines))
+    return "skipped" if status == "error" else "passed"
+
+
+def _seconds(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+
+
+def _counts(outcomes: list[str]) -> dict[str, int]:
+    return {"tests": len(outcomes), "failures": outcomes.count("failure"), "errors": 0, "skipped": outcomes.count("skipped")}
+
+
 def render_junit(results: dict[str, Any], *, allow_inconclusive: bool | None = None) -> bytes:
     """The JUnit XML document (UTF-8 bytes) for ``results``."""
     results = as_dict(results)
@@ -151,18 +166,23 @@ def render_junit(results: dict[str, Any], *, allow_inconclusive: bool | None = N
               for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
     if errors:
         ET.SubElement(suite, "system-err").text = _text("\n".join(errors))
-    counts = {"tests": len(outcomes), "failures": outcomes.count("failure"), "errors": 0, "skipped": outcomes.count("skipped")}
-    for element in (root, suite):
-        for key, value in counts.items():
-            element.set(key, str(value))
+    checks = [(str(n), as_dict(c)) for n, c in as_dict(results.get("checks")).items()]
+    if checks:
+        check_suite = ET.SubElement(root, "testsuite", name="auditor checks", timestamp=_text(results.get("created") or "", 40),
+                                    time=time)
+        check_outcomes = [_check_case(check_suite, n, c, results) for n, c in checks]
+        for key, value in _counts(check_outcomes).items():
+            check_suite.set(key, str(value))
+        outcomes_all = outcomes + check_outcomes
+    else:
+        outcomes_all = outcomes
+    for key, value in _counts(outcomes).items():
+        suite.set(key, str(value))
+    for key, value in _counts(outcomes_all).items():
+        root.set(key, str(value))
     root.set("time", time)
     tree = ET.ElementTree(root)
     ET.indent(tree)
     buf = io.BytesIO()
     tree.write(buf, encoding="utf-8", xml_declaration=True)
     return buf.getvalue() + b"\n"
-
-
-def write_junit(results: dict[str, Any], out_dir: Path, *, allow_inconclusive: bool | None = None) -> Path:
-    """Atomically write ``out_dir/report.junit.xml`` and return its path."""
-    return atomic_write_bytes(Path(out_dir) / "report.junit.xml", render_junit(results, allow_inconclusive=allow_inconclusive))

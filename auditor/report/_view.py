@@ -1,7 +1,8 @@
 """Turn a ``results.json`` dict into what the report template shows: plain values, no HTML.
 
 Every part of the results may be missing (a partial run, an older file): each builder returns an
-empty section rather than raising. Escaping is the template's job (autoescape); numbers that carry
+empty section rather than raising. A check's section is its presenter's view and macro
+(`auditor.report.presenter`); without one, or outside its schema, the generic tree. Escaping is the template's job (autoescape); numbers that carry
 markup (metric values with intervals) come from `metric_html`, which escapes what it inserts.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._findings import clause_requirement, clauses, summary, verdict_of
 from auditor.report._format import as_dict, as_list, dig, short
 from auditor.report._method import methodology
-from auditor.report.sections import attacks_view, explanations_view, group_metrics_view, spurious_view
+from auditor.report.presenter import get_presenter
 
 __all__ = ["build_context", "verdict_of"]
 
@@ -65,17 +66,11 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
     }
     if status == "error" and not view["error"]:
         view["error"] = "The check failed but recorded no error message."
-    if name == "group_metrics" and status != "error":
-        view.update(kind="group_metrics", gm=group_metrics_view(c))
-    sp = spurious_view(c, figures) if name == "spurious" and status != "error" else None
-    if sp is not None:  # its findings' own figures move next to them; the rest stay at the end of the check
-        view.update(kind="spurious", sp=sp, figures=sp["other_figures"])
-    at = attacks_view(c, figures) if name == "attacks" and status != "error" else None
-    if at is not None:  # None: not in the check's schema, shown as the generic tree
-        view.update(kind="attacks", at=at)
-    ex = explanations_view(c, figures) if name == "explanations" and status != "error" else None
-    if ex is not None:  # the schema's figures move next to their parts; the rest stay at the end of the check
-        view.update(kind="explanations", ex=ex, figures=ex["other_figures"])
+    presenter = get_presenter(name)
+    section = presenter.view(c, figures) if status != "error" else None
+    if section is not None:  # None: not in the check's schema (or no presenter), shown as the generic tree
+        view.update(kind=presenter.name, template=presenter.section_template(), macro=presenter.macro, view=section,
+                    figures=presenter.figures_left(section, figures))
     return view
 
 

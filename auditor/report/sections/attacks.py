@@ -12,9 +12,19 @@ from typing import Any
 
 from auditor.report._curves import robustness_curves
 from auditor.report._findings import scope_label
-from auditor.report._format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_label, metric_value, short
+from auditor.report._format import (
+    NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, short,
+)
+from auditor.report._markdown import md, md_rate
+from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
+from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.sections._attacks_text import (
+    methodology as at_methodology, limitations as at_limitations, masking_flags as at_masking_flags, BLACKBOX_ROWS,
+    MASKING_FLAG, MASKING_MIN_GAIN, NOT_CONFIRMED,
+)
 
-__all__ = ["UNTRUSTED", "attacks_view", "eps_text", "reliability"]
+__all__ = ["MASKING_FLAG", "MASKING_MIN_GAIN", "NOT_CONFIRMED", "UNTRUSTED", "AttacksPresenter", "attacks_view", "eps_text",
+           "reliability"]
 
 SCHEMA_KEYS = ("clean_accuracy", "robust_accuracy", "curves", "masking", "settings", "blackbox")
 UNTRUSTED = "These robustness numbers cannot be trusted"
@@ -247,3 +257,112 @@ def attacks_view(check: dict[str, Any], figures: list[dict[str, str]], charts: b
         "settings": [_setting(s) for s in settings[:MAX_ROWS]], "settings_more": max(0, len(settings) - MAX_ROWS),
         "min_group_size": _count(params.get("min_group_size")), "figures": figures,
     }
+
+
+def _markdown(check: dict[str, Any]) -> list[str]:
+    at = attacks_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    if at is None:
+        return []
+    overall = as_dict(dig(check, "metrics", "overall"))
+    trust = at["trust"]
+    out = ["### Adversarial robustness", ""]
+    if trust["reliable"] is False:
+        out += [f"⚠️ **{UNTRUSTED}:** {md(trust['summary'], 600)}", ""]
+        out += [f"- {md(f, 400)}" for f in trust["flags"]] + ([""] if trust["flags"] else [])
+    else:
+        out += ["No sign of gradient masking." if trust["reliable"] else md(trust["summary"], 300), ""]
+    out.append(f"- Clean accuracy {md_rate(overall.get('clean_accuracy'))}; robust accuracy at {at['ref']} (PGD, L∞) "
+               f"{md_rate(overall.get('robust_accuracy'))}.")
+    scopes = [s for s in at["attributes"] if metric_value(s["worst"]) is not None] or [
+        s for s in at["intersections"] if metric_value(s["worst"]) is not None]
+    if scopes:
+        s = min(scopes, key=lambda s: metric_value(s["worst"]) or 0.0)
+        gap = f"; gap to the best group {md_rate(s['difference'])}" if metric_value(s["difference"]) is not None else ""
+        p = f", p (adj.) {fmt_p(s['p_adjusted'])}" + (" ✱" if s["significant"] else "") if s["p_adjusted"] is not None else ""
+        out.append(f"- Worst group: {md(s['worst_group'], 80)} ({md(s['label'], 60)}) at {md_rate(s['worst'])}{gap}{p}.")
+    return out + [""]
+
+
+def _reliable(overall: dict[str, Any]) -> Any:
+    r = overall.get("reliable")
+    if r is None and isinstance(dig(overall, "masking", "reliable"), bool):
+        r = {"value": int(overall["masking"]["reliable"]), "ci": None}
+    return r
+
+
+def _ran(check: dict[str, Any]) -> bool:
+    return bool(check) and check.get("status") != "error"
+
+
+@register_presenter
+class AttacksPresenter(Presenter):
+    """Adversarial robustness: robust accuracy under attack, whether it can be trusted, and by group."""
+
+    name = "attacks"
+    title = "Adversarial robustness"
+    order = 30
+    compare_order = 20
+    template_name = "report_macros.html.j2"
+    macro = "attacks"
+    method_title = "How adversarial robustness is measured"
+    labels = {"clean_accuracy": "Clean accuracy", "robust_accuracy": "Robust accuracy (white-box)",
+              "attack_success_rate": "Attack success rate", "median_minimal_eps": "Median minimal eps",
+              "reliable": "Robustness measurement reliable (1 = yes)", "n_masking_flags": "Gradient-masking flags",
+              "robust_accuracy_difference": "Robust accuracy difference", "robust_accuracy_ratio": "Robust accuracy ratio",
+              "worst_group_robust_accuracy": "Worst-group robust accuracy"}
+    directions = {"clean_accuracy": True, "robust_accuracy": True, "worst_group_robust_accuracy": True, "reliable": True,
+                  "median_minimal_eps": True, "attack_success_rate": False, "success_rate": False, "n_masking_flags": False}
+    accuracy_key = "attacks.overall.clean_accuracy"
+    accuracy_what = "clean accuracy on the attacked images"
+    flag_titles = (MASKING_FLAG, NOT_CONFIRMED)
+
+    def view(self, check: dict[str, Any], figures: list[dict[str, str]]) -> dict[str, Any] | None:
+        return attacks_view(check, figures)
+
+    def markdown(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return _markdown(check)
+
+    def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        at = attacks_view(check, [], charts=False) if _ran(check) else None
+        if at is None:
+            return []
+        overall = as_dict(dig(check, "metrics", "overall"))
+        return [f"clean accuracy: {md_rate(overall.get('clean_accuracy'))}",
+                f"robust accuracy at {at['ref']} (PGD, L∞): {md_rate(overall.get('robust_accuracy'))}",
+                at["trust"]["summary"]]
+
+    def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
+        if not _ran(check):
+            return []
+        return at_methodology(as_dict(check.get("params")), as_dict(dig(check, "metrics", "overall")))
+
+    def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return at_limitations(check) if _ran(check) else []
+
+    def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
+        ob, oa = as_dict(mb.get("overall")), as_dict(ma.get("overall"))
+        rows: list[dict[str, Any]] = []
+        name = self.name
+        for key in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_minimal_eps"):
+            add_row(rows, metric_row(name, f"{name}.overall.{key}", row_label(key), ob.get(key), oa.get(key),
+                                     higher_is_better(key), key_metric=key in ("robust_accuracy", "attack_success_rate"),
+                                     scope="overall", metric=key))
+        for attack, label in BLACKBOX_ROWS.items():
+            bb, ab = dig(ob, "blackbox", attack), dig(oa, "blackbox", attack)
+            bx = bb.get("robust_accuracy") if isinstance(bb, dict) else None
+            ax = ab.get("robust_accuracy") if isinstance(ab, dict) else None
+            add_row(rows, metric_row(name, f"{name}.overall.blackbox.{attack}.robust_accuracy", label, bx, ax, True,
+                                     key_metric=True, scope="overall", metric="robust_accuracy", attack=attack, blackbox=True))
+        add_row(rows, metric_row(name, f"{name}.overall.reliable", row_label("reliable"), _reliable(ob), _reliable(oa), True,
+                                 key_metric=True, scope="overall", metric="reliable"))
+        add_row(rows, metric_row(name, f"{name}.overall.n_masking_flags", row_label("n_masking_flags"),
+                                 ob.get("n_masking_flags"), oa.get("n_masking_flags"), False, scope="overall",
+                                 metric="n_masking_flags"))
+        for scope in keys_of(mb, ma):
+            if scope != "overall":
+                leaf_rows(name, scope, mb.get(scope), ma.get(scope), rows, {"robust_accuracy_difference"})
+        return rows
+
+    def compare_flags(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return at_masking_flags(rows)

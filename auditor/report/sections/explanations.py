@@ -19,19 +19,15 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._curves import faithfulness_curves, sanity_chart
 from auditor.report._findings import scope_label
 from auditor.report._format import (
-    NA,
-    as_dict,
-    as_list,
-    fmt_num,
-    fmt_plain,
-    fmt_prose,
-    metric_ci,
-    metric_label,
-    metric_value,
-    short,
+    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
 )
 
-__all__ = ["LABELS", "explanations_view", "finding_text", "method_label"]
+from auditor.report._markdown import md, md_rate, md_rows
+from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
+from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.sections._explanations_text import methodology as ex_methodology, limitations as ex_limitations
+
+__all__ = ["LABELS", "ExplanationsPresenter", "explanations_view", "finding_text", "method_label"]
 
 SCHEMA_KEYS = ("methods", "summary", "random_baseline", "findings")  # any of them in metrics.overall
 PARTS = ("methods", "reference_method", "random_baseline", "curve_fractions", "findings", "first_layer", "class_models",
@@ -352,3 +348,82 @@ def explanations_view(check: dict[str, Any], figures: list[dict[str, str]] | dic
         "notes": notes[:MAX_NOTES], "notes_more": max(0, len(notes) - MAX_NOTES),
         "other_figures": [f for f in figures if id(f) not in used],
     }
+
+
+def _markdown(check: dict[str, Any]) -> list[str]:
+    ex = explanations_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    if ex is None:
+        return []
+    out = ["### Explanations", "", md(ex["summary"], 800), ""]
+    for m in ex["methods"]:  # at most MAX_METHODS
+        if not m["ran"]:
+            reason = f" ({md(m['reason'], 300)})" if m["reason"] else ""
+            out.append(f"- **{md(m['label'], 60)}**: {md(m['status'], 30)}{reason}")
+            continue
+        faithful = {True: "faithful", False: "not faithful"}.get(m["faithful"], "faithfulness n/a")
+        s = m["sanity"]
+        sanity = ("⚠️ " if s["status"] == "failed" else "") + f"sanity {s['word']}"
+        if metric_value(s["final"]) is not None:
+            sanity += f" (final rank correlation {md_rate(s['final'])})"
+        out.append(f"- **{md(m['label'], 60)}**: deletion AUC {md_rate(m['deletion'])}, insertion AUC {md_rate(m['insertion'])}; "
+                   f"{faithful}; {sanity}")
+    if ex["random"]:
+        random = ex["random"]
+        out.append(f"- Random order: deletion AUC {md_rate(random['deletion'])}, insertion AUC {md_rate(random['insertion'])}")
+    out.append("")
+    if ex["findings"]:
+        out += ["Differences between groups:", ""] + [f"- {md(f, 600)}" for f in ex["findings"]]
+        out = md_rows(out, ex["findings_more"], "findings in the full report")
+    return out
+
+
+def _ran(check: dict[str, Any]) -> bool:
+    return bool(check) and check.get("status") != "error"
+
+
+@register_presenter
+class ExplanationsPresenter(Presenter):
+    """Explanations: whether each attribution method is faithful and sane, and how the maps differ by group."""
+
+    name = "explanations"
+    title = "Explanations"
+    order = 40
+    template_name = "report_macros.html.j2"
+    macro = "explanations"
+    method_title = "How the explanations are checked"
+    labels = {"faithful_methods": "Faithful attribution methods", "methods_failing_sanity": "Methods failing the sanity check",
+              "subject_share_difference": "Subject-share difference"}
+    directions = {"faithful_methods": True, "insertion_auc": True, "deletion_gain": True, "insertion_gain": True,
+                  "best_insertion_auc": True, "methods_failing_sanity": False, "deletion_auc": False,
+                  "best_deletion_auc": False}
+
+    def view(self, check: dict[str, Any], figures: list[dict[str, str]]) -> dict[str, Any] | None:
+        return explanations_view(check, figures)
+
+    def figures_left(self, view: dict[str, Any], figures: list[dict[str, str]]) -> list[dict[str, str]]:
+        return view["other_figures"]  # the schema's figures are shown next to their parts
+
+    def markdown(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return _markdown(check)
+
+    def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        ex = explanations_view(check, [], charts=False) if _ran(check) else None
+        return [ex["summary"]] if ex is not None else []
+
+    def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
+        return ex_methodology(as_dict(check.get("params"))) if _ran(check) else []
+
+    def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return ex_limitations(check) if _ran(check) else []
+
+    def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
+        ob, oa = as_dict(mb.get("overall")), as_dict(ma.get("overall"))
+        rows: list[dict[str, Any]] = []
+        for key in ("faithful_methods", "methods_failing_sanity"):
+            add_row(rows, metric_row(self.name, f"{self.name}.overall.{key}", row_label(key), ob.get(key), oa.get(key),
+                                     higher_is_better(key), key_metric=key == "faithful_methods", scope="overall", metric=key))
+        for scope in keys_of(mb, ma):
+            if scope != "overall":
+                leaf_rows(self.name, scope, mb.get(scope), ma.get(scope), rows, {"subject_share_difference"})
+        return rows

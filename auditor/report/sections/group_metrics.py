@@ -11,9 +11,16 @@ from typing import Any
 
 from auditor.report._charts import heatmap_chart, rate_bars
 from auditor.report._findings import scope_label
-from auditor.report._format import as_dict, as_list, metric_label, metric_value, short
+from auditor.report._format import as_dict, as_list, dig, fmt_p, metric_label, metric_value, short
+from auditor.report._markdown import MAX_ROWS, md, md_metric, md_rows
+from auditor.report._rows import add_row, higher_is_better, is_metric_entry, keys_of, leaf_rows, metric_row, row_label
+from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.sections._group_text import (
+    methodology as gm_methodology, findings as gm_findings, notes as gm_notes, clause_hint as gm_clause_hint,
+    _significant, significant_gaps,
+)
 
-__all__ = ["KEY_RATES", "RATE_ORDER", "group_metrics_view"]
+__all__ = ["KEY_RATES", "RATE_ORDER", "GroupMetricsPresenter", "group_metrics_view", "significant_gaps"]
 
 KEY_RATES = ("accuracy", "selection_rate", "tpr", "fpr")
 QUALITY_RATES = ("precision", "ece", "brier")
@@ -29,6 +36,12 @@ MAX_INTERSECTION_ROWS = 40
 MAX_THIN_LISTED = 40
 MAX_CLASSES = 10
 MAX_N_MORE = 100_000  # beyond this many more images, "gap too small to resolve" says it better
+MD_COLUMNS = ("accuracy_difference", "selection_rate_ratio", "tpr_difference", "fpr_difference",
+              "equalized_odds_difference", "worst_group_accuracy")
+MD_HEADERS = {"accuracy_difference": "Accuracy gap", "selection_rate_ratio": "Selection-rate ratio",
+              "tpr_difference": "TPR gap", "fpr_difference": "FPR gap", "equalized_odds_difference": "Equalized-odds gap",
+              "worst_group_accuracy": "Worst-group accuracy"}
+KEY_COMPARED = {"accuracy_difference", "selection_rate_ratio", "tpr_ratio", "equalized_odds_difference", "worst_group_accuracy"}
 
 
 def _suffixes(stem: str) -> tuple[str, ...]:
@@ -190,3 +203,100 @@ def group_metrics_view(check: dict[str, Any]) -> dict[str, Any]:
         "correction": short(params["correction"], 20) if params.get("correction") else None,
         "min_group_size": params.get("min_group_size"),
     }
+
+
+def _md_gaps(check: dict[str, Any]) -> list[str]:
+    gaps, more = _significant(check, limit=8)
+    if not gaps:
+        return []
+    tested = gaps[0]["tested"]
+    out = ["### Largest significant gaps between groups" if tested else "### Largest gaps between groups", "",
+           "| Scope | Metric | Lowest group | Highest group | Gap [interval] | p (adj.) |", "|---|---|---|---|---:|---:|"]
+    by_group = as_dict(check.get("by_group"))
+    for g in gaps:
+        m = g["entry"]
+        names = g["groups"] + ["", ""]
+        cells = []
+        for name in names[:2]:
+            value = dig(by_group, g["scope"], name, g["rate"])
+            cells.append(md(name, 60) + (f" {md_metric(value, 2)}" if name else ""))
+        p = fmt_p(m.get("p_adjusted")) + (" ✱" if m.get("significant") is True else "") if m.get("p_adjusted") is not None else "n/a"
+        out.append(f"| {md(scope_label(g['scope']), 60)} | {md(metric_label(g['rate']))} | {cells[0]} | {cells[1]} | "
+                   f"{md_metric(m)} | {p} |")
+    return md_rows(out, more, "significant gaps in the full report")
+
+
+def _md_attribute_table(check: dict[str, Any]) -> list[str]:
+    metrics = as_dict(check.get("metrics"))
+    scopes = {s: t for s, t in metrics.items() if s != "overall" and isinstance(t, dict)
+              and as_dict(t.get("scope")).get("kind", "attribute") == "attribute"}
+    cols = [c for c in MD_COLUMNS if any(c in t for t in scopes.values())]
+    if not scopes or not cols:
+        return []
+    out = ["### Disparities by attribute", "", "| Attribute | " + " | ".join(MD_HEADERS[c] for c in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+    for scope, table in list(scopes.items())[:MAX_ROWS]:
+        cells = []
+        for c in cols:
+            m = table.get(c)
+            text = md_metric(m) if c in table else ""
+            cells.append(text + (" ✱" if as_dict(m).get("significant") is True else ""))
+        out.append(f"| {md(scope, 60)} | " + " | ".join(cells) + " |")
+    n_inter = sum(1 for s, t in metrics.items() if as_dict(as_dict(t).get("scope")).get("kind") == "intersection")
+    out += [""] + ([f"{n_inter} intersections (e.g. gender × race) are in the full report."] if n_inter else [])
+    out.append("Values: estimate [interval]; ✱ significant after correction for multiple comparisons.")
+    return out + [""]
+
+
+@register_presenter
+class GroupMetricsPresenter(Presenter):
+    """Group fairness: rates and disparities per group, the largest significant gaps on page 1."""
+
+    name = "group_metrics"
+    title = "Group fairness"
+    order = 10
+    template_name = "report_macros.html.j2"
+    macro = "group_metrics"
+    method_title = "How the numbers are computed"
+    directions = {"worst_group_accuracy": True, "four_fifths_violations": False}
+    accuracy_key = "group_metrics.overall.accuracy"
+
+    def view(self, check: dict[str, Any], figures: list[dict[str, str]]) -> dict[str, Any]:
+        return group_metrics_view(check)
+
+    def markdown(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return _md_gaps(check) + _md_attribute_table(check)
+
+    def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        overall = as_dict(dig(check, "metrics", "overall"))
+        gaps, more = _significant(check)
+        return [f"overall {metric_label(k).lower()}: {md_metric(overall[k])}" for k in KEY_RATES if k in overall] + [
+            f"significant gaps between groups: {len(gaps) + more}"]
+
+    def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
+        return gm_methodology(as_dict(check.get("params"))) if check else []
+
+    def findings(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, Any]]:
+        return gm_findings(check)
+
+    def notes(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return gm_notes(check)
+
+    def clause_hint(self, check: dict[str, Any], results: dict[str, Any], clause: dict[str, Any]) -> str:
+        return gm_clause_hint(check, clause)
+
+    def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
+        rows: list[dict[str, Any]] = []
+        ob, oa = as_dict(mb.get("overall")), as_dict(ma.get("overall"))
+        for key in keys_of(ob, oa):
+            bx, ax = ob.get(key), oa.get(key)
+            if not is_metric_entry(bx) and not is_metric_entry(ax):
+                continue
+            add_row(rows, metric_row(self.name, f"{self.name}.overall.{key}", f"overall: {row_label(key)}", bx, ax,
+                                     higher_is_better(key), key_metric=key == "accuracy", scope="overall",
+                                     scope_kind="overall", metric=key))
+        for scope in keys_of(mb, ma):
+            if scope != "overall":
+                leaf_rows(self.name, scope, mb.get(scope), ma.get(scope), rows, KEY_COMPARED)
+        return rows

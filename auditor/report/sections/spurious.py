@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.report._format import NA, as_dict, as_list, fmt_num, fmt_plain, metric_value, short
+from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_value, short
+from auditor.report._markdown import md, md_rows
+from auditor.report._method import OPERATORS, count_or, pct
+from auditor.report._rows import add_row, metric_row, row_label
+from auditor.report.presenter import Presenter, register_presenter
 
-__all__ = ["box_text", "spurious_view"]
+__all__ = ["SpuriousPresenter", "box_text", "spurious_view"]
 
 SCHEMA_KEYS = ("overall", "summary", "candidates", "not_predicted")
 NO_CUE = "No cue was confirmed."
@@ -170,3 +174,140 @@ def spurious_view(check: dict[str, Any], figures: list[dict[str, str]]) -> dict[
         "alpha": fmt_plain(params["alpha"]) if metric_value(params.get("alpha")) is not None else None,
         "other_figures": [f for f in figures if id(f) not in placed],
     }
+
+
+def _markdown(check: dict[str, Any]) -> list[str]:
+    sp = spurious_view(check, []) if check and check.get("status") != "error" else None
+    if sp is None:
+        return []
+    out = ["### Spurious cues", "", f"{md(sp['summary'], 600)}", ""]
+    for f in sp["findings"]:  # at most MAX_FINDINGS
+        out.append(f"- **{md(f['cls'], 60)}**: region {f['box']}, off-subject share {f['off_subject_text']}, "
+                   f"removal flip {f['removal']['text']}, transplant flip {f['transplant']['text']}, "
+                   f"p {fmt_p(f['p_value'])}")
+    return md_rows(out, sp["findings_more"], "confirmed cues in the full report") if sp["findings"] else out
+
+
+def _methodology(params: dict[str, Any]) -> list[dict[str, str]]:
+    """(title, text) paragraphs for the spurious check, read from its parameters."""
+    grid = params.get("grid")
+    g = f"{grid}×{grid}" if isinstance(grid, int) and not isinstance(grid, bool) else "coarse"
+    op = str(params.get("operator") or "")
+    how = OPERATORS.get(op, f"perturbed by the “{short(op, 40)}” operator" if op else "replaced by the run's perturbation")
+    lr = f" (Adam, learning rate {fmt_plain(params['lr'])})" if isinstance(params.get("lr"), (int, float)) else ""
+    keep = params.get("game") == "preservation"
+    game = ("the preservation game looks for the smallest region that alone keeps the predicted class's score." if keep
+            else "the deletion game looks for the smallest region whose removal destroys the predicted class's score.")
+    margin = params.get("min_margin")
+    margin = (f"{margin * 100:g} percentage points" if isinstance(margin, (int, float)) and not isinstance(margin, bool)
+              else "the configured margin")
+    rate = params.get("min_flip_rate")
+    rate = pct(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else "the configured share"
+    alpha = fmt_plain(params["alpha"]) if isinstance(params.get("alpha"), (int, float)) else "alpha"
+    factor = fmt_plain(params.get("candidate_factor")) if isinstance(params.get("candidate_factor"), (int, float)) else "the configured"
+    cons, limit = params.get("candidate_min_consistency"), params.get("candidates_per_class")
+    return [
+        {"title": "Evidence masks", "text": (
+            f"For {count_or(params.get('n_images'))} audited images, sampled evenly over the predicted classes, a mask is "
+            f"learned by gradient descent{lr} in {count_or(params.get('steps'), 'the configured number of')} steps (both "
+            f"scale with --budget unless set): {game} The mask is learned at low resolution and upsampled smoothly; an area term "
+            "keeps it small and a total-variation term keeps it in one piece; the image is jittered by a few pixels "
+            f"at each step so the mask cannot rely on pixel-exact (adversarial) patterns. Masked pixels are {how}.")},
+        {"title": "Where the evidence lies", "text": (
+            f"Each image's evidence (the region its mask {'keeps' if keep else 'removes'}) is summed on a {g} grid of the input and scaled to "
+            "sum to 1; a class's evidence map is the mean over the images predicted as that class. A candidate cue is a "
+            f"group of neighbouring cells holding at least {factor} times a uniform share of the class's mean evidence in which "
+            f"at least {pct(cons) if isinstance(cons, float) else 'the configured share'} of the images put at least twice a "
+            f"uniform share (a cue need not be in every image); the {count_or(limit, 'few')} largest per class are tested. With subject boxes in the probe, the off-subject share is the "
+            "part of the evidence that lies outside the subject's box (or mask).")},
+        {"title": "Confirmation", "text": (
+            "Each candidate is tested by intervention. The region is removed (filled with the mean colour of a ring "
+            "around it) from the images predicted as its class whose own evidence lies there, and transplanted into images predicted "
+            "as other classes; the same is done with a control box of the same size where the mean evidence is lowest. "
+            f"A cue is confirmed when its removal or its transplant flips at least {rate} of the predictions, at least "
+            f"{margin} more than the control does, and the exact one-sided McNemar test of cue flips against control "
+            f"flips on the same images (both arms pooled), Holm-adjusted across all tested regions, has p < {alpha}. A confirmed candidate that lies mostly on the "
+            "subject (less than half of its evidence off the subject box) is the model using the subject, not a "
+            "finding; that can only be known when the probe has subject boxes.")},
+        {"title": "Deletion score", "text": (
+            "How well the masks explain the predictions: the area under the predicted class's probability as pixels "
+            "are removed, most evident first. Lower is better; it is compared with the same area for a random order "
+            "of the pixels.")},
+        {"title": "Masks that did not converge", "text": (
+            "A mask has not converged when removing its region leaves the class probability above the larger of "
+            "half its original value and chance. The area term stops a mask from growing beyond a small region, so "
+            "a high share means the model's evidence for those images is spread out: no small region alone decides "
+            "the prediction. Those masks still count in the evidence maps; a cue is only reported after its own test.")},
+    ]
+
+
+def _limitations(check: dict[str, Any]) -> list[str]:
+    n = as_dict(check.get("params")).get("n_images")
+    out = ["Spurious cues: only the regions the masks highlight are tested, so a cue the masks never highlight is not "
+           "found; a probe without subject boxes cannot tell a cue on the subject from one off it." +
+           (f" The masks were learned for a sample of {count_or(n)} images." if isinstance(n, int) else "")]
+    if dig(check, "metrics", "overall", "off_subject_share", "reason"):
+        out.append("This probe has no subject boxes: the spurious check could not say whether its evidence lies on the "
+                   "subject or off it.")
+    return out
+
+
+def _n_findings(metrics: dict[str, Any]) -> Any:
+    n = dig(metrics, "overall", "n_findings")
+    if n is None and isinstance(metrics.get("findings"), list):  # older schema: the findings list only
+        return {"value": len(metrics["findings"]), "ci": None}
+    return n
+
+
+def _ran(check: dict[str, Any]) -> bool:
+    return bool(check) and check.get("status") != "error"
+
+
+@register_presenter
+class SpuriousPresenter(Presenter):
+    """Spurious cues: the regions the model relies on that are not the subject, confirmed by intervention."""
+
+    name = "spurious"
+    title = "Spurious cues"
+    order = 20
+    compare_order = 30
+    template_name = "report_macros.html.j2"
+    macro = "spurious"
+    method_title = "How spurious cues are found"
+    labels = {"n_findings": "Confirmed spurious cues", "n_off_subject_findings": "Off-subject cues",
+              "off_subject_share": "Evidence share off the subject"}
+    directions = {"n_findings": False, "n_off_subject_findings": False, "off_subject_share": False,
+                  "deletion_auc": False, "not_converged": False}
+
+    def view(self, check: dict[str, Any], figures: list[dict[str, str]]) -> dict[str, Any] | None:
+        return spurious_view(check, figures)
+
+    def figures_left(self, view: dict[str, Any], figures: list[dict[str, str]]) -> list[dict[str, str]]:
+        return view["other_figures"]  # its findings' own figures are shown next to them
+
+    def markdown(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return _markdown(check)
+
+    def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        sp = spurious_view(check, []) if _ran(check) else None
+        if sp is None:
+            return []
+        n = metric_value(_n_findings(as_dict(check.get("metrics"))))
+        return [sp["summary"]] + ([f"confirmed cues: {n:g}"] if n is not None else [])
+
+    def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
+        return _methodology(as_dict(check.get("params"))) if _ran(check) else []
+
+    def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
+        return _limitations(check) if _ran(check) else []
+
+    def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
+        ob, oa = as_dict(mb.get("overall")), as_dict(ma.get("overall"))
+        rows: list[dict[str, Any]] = []
+        add_row(rows, metric_row(self.name, f"{self.name}.overall.n_findings", row_label("n_findings"), _n_findings(mb),
+                                 _n_findings(ma), False, key_metric=True, scope="overall", metric="n_findings"))
+        for key in ("n_off_subject_findings", "off_subject_share"):
+            add_row(rows, metric_row(self.name, f"{self.name}.overall.{key}", row_label(key), ob.get(key), oa.get(key), False,
+                                     key_metric=key == "off_subject_share", scope="overall", metric=key))
+        return rows

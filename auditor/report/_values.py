@@ -10,7 +10,7 @@ from typing import Any
 
 from auditor.report._format import NA, clean_text, fmt_num, short
 
-__all__: list[str] = []
+__all__: list[str] = []  # private helpers of the comparison rows (`_rows`) and of `auditor.compare`
 
 
 def _real(x: Any) -> float | int | None:
