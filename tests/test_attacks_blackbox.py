@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from auditor.attacks.blackbox import BlackBoxParameterError, CountingOracle, hopskipjump, square_attack
+from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
 from auditor.attacks.transfer import transfer_attack
 from auditor.errors import AuditCancelled, UsageError
+from auditor.validation import ParameterError
 
 SIZE = 16
 PATCH = (slice(5, 11), slice(5, 11))  # the centred 6x6 patch whose colour is the class (flip-invariant)
@@ -241,6 +242,6 @@ def test_progress_and_cancel_are_checked():
 ])
 def test_bad_arguments_say_what_to_do(call, message):
     x, y = channel_images(4)
-    with pytest.raises(BlackBoxParameterError, match=message) as err:
+    with pytest.raises(ParameterError, match=message) as err:
         call(x, y)
     assert isinstance(err.value, UsageError)
