@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
 from auditor.attacks.transfer import transfer_attack
+from auditor.attacks.whitebox import pgd
 from auditor.errors import AuditCancelled, UsageError
 from auditor.validation import ParameterError
 
@@ -206,6 +207,17 @@ def test_transfer_attack_through_a_substitute_trained_on_the_oracle_labels(cue_m
     assert float((attacked.x_adv - x).abs().max()) <= 0.25 + 1e-6
     assert (oracle.labels(attacked.x_adv)[attacked.success.numpy()] != y.numpy()[attacked.success.numpy()]).all()
     assert torch.equal(torch.get_rng_state(), torch_before)
+
+
+def test_transfer_crafts_its_images_with_whitebox_pgd_on_the_substitute():
+    x, y = channel_images(4)
+    pool = torch.rand(32, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    result = transfer_attack(ChannelModel(), pool, x, y, 0.2, epochs=1, steps=3, seed=4)
+    assert result.n_already_wrong == 0  # the oracle gets every image right: all are attacked
+    crafted = pgd(result.substitute, x, y, 0.2, steps=3, seed=4, keep="strongest")
+    assert torch.equal(result.x_adv, crafted.x_adv)
+    assert result.settings["pgd"] == {"steps": 3, "step_size": 2.5 * 0.2 / 3, "random_start": True, "keep": "strongest",
+                                      "loss": "cross-entropy"}
 
 
 def test_a_model_without_gradients_can_still_be_attacked():

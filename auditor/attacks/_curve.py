@@ -18,17 +18,8 @@ import torch
 from torch import Tensor
 
 from auditor.attacks._args import Cancel, Progress, check_callbacks, check_eps, check_positive
-from auditor.attacks._pgd import (
-    STEP_FACTOR,
-    Model,
-    check_common,
-    check_pgd,
-    clean_wrong,
-    fgsm_all,
-    flat_norm,
-    pgd_all,
-    settings,
-)
+from auditor.attacks._pgd import (STEP_FACTOR, Model, check_common, check_pgd, clean_wrong, fgsm_all, flat_norm,
+                                  pgd_all, settings)
 from auditor.frozen import frozen
 from auditor.validation import Options, Satisfies, check
 

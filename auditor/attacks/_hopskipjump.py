@@ -15,32 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from auditor.attacks._args import (
-    Cancel,
-    Progress,
-    check_callbacks,
-    check_classes,
-    check_eps,
-    check_int,
-    check_labels,
-    check_norm,
-    check_seed,
-    image_array,
-    l2_ceiling,
-)
-from auditor.attacks._oracle import (
-    LIBRARY,
-    BlackBoxResult,
-    CountingOracle,
-    OutOfBudget,
-    Remembered,
-    art_estimator,
-    art_version,
-    as_oracle,
-    derive,
-    perturbation_norms,
-    seeded,
-)
+from auditor.attacks._args import Cancel, Progress, check_classes, check_int
+from auditor.attacks._oracle import (LIBRARY, BlackBoxResult, CountingOracle, OutOfBudget, Remembered, art_estimator,
+                                     art_version, check_query_args, derive, perturbation_norms, seeded)
 from auditor.errors import AuditCancelled
 from auditor.validation import invalid
 
@@ -103,20 +80,14 @@ def hopskipjump(
     eps. ``progress("hopskipjump", done, total)`` and ``cancel()`` are checked between images.
     """
     caller = "hopskipjump"
-    oracle = as_oracle(oracle, caller)
-    x_np = image_array(x, caller)
-    y_np = check_labels(y, x_np.shape[0], caller).numpy()
-    norm = check_norm(norm, caller)
-    if eps is not None:
-        eps = check_eps(eps, norm, caller, l2_max=l2_ceiling(x_np.shape))
+    oracle, x_np, y_np, norm, eps, seed = check_query_args(oracle, x, y, norm, eps, seed, progress, cancel, caller,
+                                                           eps_optional=True)
     max_queries = check_int(max_queries, "max_queries", caller, 2)
     max_iter = check_int(max_iter, "max_iter", caller, 0)
     init_eval = check_int(init_eval if init_eval is not None else min(100, max(1, max_queries // 20)), "init_eval", caller, 1)
     max_eval = check_int(max_eval if max_eval is not None else max(init_eval, min(10000, max_queries // 4)),
                          "max_eval", caller, 1)
     init_size = check_int(init_size if init_size is not None else min(100, max(1, max_queries // 10)), "init_size", caller, 1)
-    seed = check_seed(seed, caller)
-    check_callbacks(progress, cancel, caller)
     if max_eval < init_eval:
         raise invalid("max_eval", caller, f"an int >= init_eval ({init_eval})", max_eval)
     art_params = {"max_iter": max_iter, "max_eval": max_eval, "init_eval": init_eval, "init_size": init_size,

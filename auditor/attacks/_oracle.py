@@ -18,14 +18,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from auditor.attacks._args import check_batch_size, check_model, check_image_shape
+from auditor.attacks._args import (check_batch_size, check_callbacks, check_eps, check_image_shape, check_labels,
+                                   check_model, check_norm, check_seed, image_array, l2_ceiling)
 from auditor.errors import BadInputError
 from auditor.frozen import frozen
 from auditor.validation import invalid
 
 __all__ = [
     "LIBRARY", "BlackBoxResult", "CountingOracle", "OutOfBudget", "Remembered", "art_estimator", "art_version",
-    "as_oracle", "clip_to_ball", "derive", "perturbation_norms", "seeded",
+    "as_oracle", "check_query_args", "clip_to_ball", "derive", "perturbation_norms", "seeded",
 ]
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,23 @@ def as_oracle(oracle: CountingOracle | Callable[[Tensor], Tensor], caller: str) 
     if callable(oracle):
         return CountingOracle(oracle)
     raise invalid("oracle", caller, "a CountingOracle (or a model callable to wrap in one)", type(oracle).__name__)
+
+
+def check_query_args(oracle: Any, x: Any, y: Any, norm: Any, eps: Any, seed: Any, progress: Any, cancel: Any, caller: str,
+                     *, eps_optional: bool = False) -> tuple[CountingOracle, np.ndarray, np.ndarray, str, float | None, int]:
+    """The arguments every query attack shares, checked: the oracle (a model callable is wrapped in
+    one), the images as float32 numpy (N >= 1, 3 channels, in [0, 1]), their labels as int64 numpy,
+    the norm, ``eps`` (l2: at most the images' diameter; None allowed when ``eps_optional``), the
+    seed and the callbacks."""
+    oracle = as_oracle(oracle, caller)
+    x_np = image_array(x, caller)
+    y_np = check_labels(y, x_np.shape[0], caller).numpy()
+    norm = check_norm(norm, caller)
+    if eps is not None or not eps_optional:
+        eps = check_eps(eps, norm, caller, l2_max=l2_ceiling(x_np.shape))
+    seed = check_seed(seed, caller)
+    check_callbacks(progress, cancel, caller)
+    return oracle, x_np, y_np, norm, eps, seed
 
 
 def perturbation_norms(x_adv: np.ndarray, x: np.ndarray, norm: str) -> np.ndarray:

@@ -16,22 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from auditor.attacks._args import (
-    Cancel,
-    Progress,
-    check_batch_size,
-    check_classes,
-    check_eps,
-    check_flag,
-    check_images,
-    check_int,
-    check_labels,
-    check_logits,
-    check_model,
-    check_norm,
-    check_positive,
-    check_seed,
-)
+from auditor.attacks._args import (Cancel, Progress, check_batch_size, check_classes, check_eps, check_flag,
+                                   check_images, check_int, check_labels, check_logits, check_model, check_norm,
+                                   check_positive, check_seed)
 from auditor.errors import AuditCancelled
 from auditor.validation import Options, check, invalid
 

@@ -13,33 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from auditor.attacks._args import (
-    Cancel,
-    Progress,
-    check_batch_size,
-    check_callbacks,
-    check_classes,
-    check_eps,
-    check_int,
-    check_labels,
-    check_norm,
-    check_seed,
-    image_array,
-    l2_ceiling,
-)
-from auditor.attacks._oracle import (
-    LIBRARY,
-    BlackBoxResult,
-    CountingOracle,
-    Remembered,
-    art_estimator,
-    art_version,
-    as_oracle,
-    clip_to_ball,
-    derive,
-    perturbation_norms,
-    seeded,
-)
+from auditor.attacks._args import Cancel, Progress, check_batch_size, check_classes, check_int
+from auditor.attacks._oracle import (LIBRARY, BlackBoxResult, CountingOracle, Remembered, art_estimator, art_version,
+                                     check_query_args, clip_to_ball, derive, perturbation_norms, seeded)
 from auditor.errors import AuditCancelled
 from auditor.validation import Interval, check, invalid
 
@@ -75,21 +51,15 @@ def square_attack(
     At ``eps`` 0 nothing is attacked: ``success`` is the images the oracle already gets wrong.
     """
     caller = "square_attack"
-    oracle = as_oracle(oracle, caller)
-    x_np = image_array(x, caller)
-    y_np = check_labels(y, x_np.shape[0], caller).numpy()
-    norm = check_norm(norm, caller)
-    eps = check_eps(eps, norm, caller, l2_max=l2_ceiling(x_np.shape))
+    oracle, x_np, y_np, norm, eps, seed = check_query_args(oracle, x, y, norm, eps, seed, progress, cancel, caller)
     max_queries = check_int(max_queries, "max_queries", caller, 4)
     batch_size = check_batch_size(batch_size, caller)
     p_init = check(p_init, Interval(float, 0, 1, closed="neither"), param="p_init", caller=caller)
-    seed = check_seed(seed, caller)
-    check_callbacks(progress, cancel, caller)
     if x_np.shape[2] != x_np.shape[3] or x_np.shape[2] < _SQUARE_MIN_SIDE:
         raise invalid("x", caller, f"square images of at least {_SQUARE_MIN_SIDE} x {_SQUARE_MIN_SIDE} pixels "
-                   "(ART's Square Attack sizes its squares from the height alone)", tuple(x_np.shape))
+                      "(ART's Square Attack sizes its squares from the height alone)", tuple(x_np.shape))
     max_iter = max_queries - 3
-    art_params = {"max_iter": max_iter, "p_init": float(p_init), "nb_restarts": 1, "batch_size": batch_size}
+    art_params = {"max_iter": max_iter, "p_init": p_init, "nb_restarts": 1, "batch_size": batch_size}
     start_queries = oracle.queries
     n = x_np.shape[0]
     x_adv = x_np.copy()
@@ -106,7 +76,7 @@ def square_attack(
 
             estimator = art_estimator(predict, x_np.shape[1:], int(oracle.n_classes or 2), neural=True)
             attack = SquareAttack(estimator, norm=np.inf if norm == "linf" else 2, eps=eps, max_iter=max_iter,
-                                  p_init=float(p_init), nb_restarts=1, batch_size=batch_size, verbose=False)
+                                  p_init=p_init, nb_restarts=1, batch_size=batch_size, verbose=False)
             with seeded(derive(seed, start)), np.errstate(divide="ignore", invalid="ignore"):  # ART's l2 0/0
                 found = attack.generate(x_np[start:stop].copy(), y=y_np[start:stop])
             x_adv[start:stop] = clip_to_ball(np.asarray(found, dtype=np.float32), x_np[start:stop], eps, norm)

@@ -26,26 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from auditor.attacks._args import (
-    Cancel,
-    Progress,
-    check_batch_size,
-    check_callbacks,
-    check_classes,
-    check_image_shape,
-    check_int,
-    check_labels,
-    check_logits,
-)
-from auditor.attacks._diagnosis import (
-    FLAG_IDS,
-    UNBOUNDED_MAX_ACCURACY,
-    ZERO_GRADIENT_SHARE,
-    Flag,
-    diagnose,
-    reliable,
-    summary,
-)
+from auditor.attacks._args import (Cancel, Progress, check_batch_size, check_callbacks, check_classes,
+                                   check_image_shape, check_int, check_labels, check_logits)
+from auditor.attacks._diagnosis import (FLAG_IDS, UNBOUNDED_MAX_ACCURACY, ZERO_GRADIENT_SHARE, Flag, diagnose, reliable,
+                                        summary)
 from auditor.errors import AuditCancelled
 from auditor.frozen import frozen
 from auditor.validation import Interval, check, invalid

@@ -25,22 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from auditor.attacks._args import (
-    Cancel,
-    Progress,
-    check_batch_size,
-    check_callbacks,
-    check_classes,
-    check_eps,
-    check_flag,
-    check_int,
-    check_labels,
-    check_norm,
-    check_positive,
-    check_seed,
-    image_array,
-    l2_ceiling,
-)
+from auditor.attacks._args import (Cancel, Progress, check_batch_size, check_callbacks, check_classes, check_eps,
+                                   check_flag, check_int, check_labels, check_norm, check_positive, check_seed,
+                                   image_array, l2_ceiling)
 from auditor.attacks._oracle import CountingOracle, as_oracle
 from auditor.attacks._pgd import STEP_FACTOR
 from auditor.attacks.whitebox import pgd

@@ -28,22 +28,8 @@ from torch import Tensor
 
 from auditor.attacks._args import NORMS, Cancel, Progress, check_callbacks, check_norm
 from auditor.attacks._curve import ATTACKS, CurveResult, MinimalEpsResult, minimal_eps, robust_accuracy_curve
-from auditor.attacks._pgd import (
-    LIBRARY,
-    STEP_FACTOR,
-    Model,
-    check_common,
-    check_eps_per_image,
-    check_pgd,
-    chunks,
-    clean_wrong,
-    direction,
-    fgsm_all,
-    grad_and_logits,
-    pgd_all,
-    project,
-    settings,
-)
+from auditor.attacks._pgd import (LIBRARY, STEP_FACTOR, Model, check_common, check_eps_per_image, check_pgd, chunks,
+                                  clean_wrong, direction, fgsm_all, grad_and_logits, pgd_all, project, settings)
 from auditor.frozen import frozen
 
 __all__ = [
