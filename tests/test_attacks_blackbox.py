@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from auditor.attacks.blackbox import BlackBoxParameterError, CountingOracle, hopskipjump, square_attack
+from auditor.attacks.blackbox import CountingOracle, hopskipjump, square_attack
 from auditor.attacks.transfer import transfer_attack
+from auditor.attacks.whitebox import pgd
 from auditor.errors import AuditCancelled, UsageError
+from auditor.validation import ParameterError
 
 SIZE = 16
 PATCH = (slice(5, 11), slice(5, 11))  # the centred 6x6 patch whose colour is the class (flip-invariant)
@@ -207,6 +209,17 @@ def test_transfer_attack_through_a_substitute_trained_on_the_oracle_labels(cue_m
     assert torch.equal(torch.get_rng_state(), torch_before)
 
 
+def test_transfer_crafts_its_images_with_whitebox_pgd_on_the_substitute():
+    x, y = channel_images(4)
+    pool = torch.rand(32, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    result = transfer_attack(ChannelModel(), pool, x, y, 0.2, epochs=1, steps=3, seed=4)
+    assert result.n_already_wrong == 0  # the oracle gets every image right: all are attacked
+    crafted = pgd(result.substitute, x, y, 0.2, steps=3, seed=4, keep="strongest")
+    assert torch.equal(result.x_adv, crafted.x_adv)
+    assert result.settings["pgd"] == {"steps": 3, "step_size": 2.5 * 0.2 / 3, "random_start": True, "keep": "strongest",
+                                      "loss": "cross-entropy"}
+
+
 def test_a_model_without_gradients_can_still_be_attacked():
     model = QuantisedModel()
     x, y = channel_images(4)
@@ -241,6 +254,6 @@ def test_progress_and_cancel_are_checked():
 ])
 def test_bad_arguments_say_what_to_do(call, message):
     x, y = channel_images(4)
-    with pytest.raises(BlackBoxParameterError, match=message) as err:
+    with pytest.raises(ParameterError, match=message) as err:
         call(x, y)
     assert isinstance(err.value, UsageError)

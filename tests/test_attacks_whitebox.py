@@ -18,6 +18,7 @@ from auditor.attacks.whitebox import (
     robust_accuracy_curve,
 )
 from auditor.errors import AuditCancelled, UsageError
+from auditor.validation import ParameterError
 
 SHAPE = (3, 2, 2)  # a tiny image: 12 pixels
 OFFSETS = [0.0, 0.02, 0.05, 0.08, 0.1]  # per-image shift away from the boundary: different margins
@@ -113,6 +114,20 @@ def test_a_scalar_eps_flips_exactly_the_images_with_a_smaller_minimal_eps(linear
     assert 0 < expected.sum() < len(expected)
     assert (pgd(model, x, y, eps, norm=norm).success.numpy() == expected).all()
     assert (fgsm(model, x, y, eps, norm=norm).success.numpy() == expected).all()
+
+
+def test_pgd_keeps_the_first_adversarial_iterate_or_the_strongest_one(linear):
+    model, x, y, _ = linear
+    eps = 0.3  # above every minimal linf eps, and the corner x + eps * sign(w) stays inside [0, 1]
+    corner = x + eps * model.w.detach().sign().view(SHAPE)  # the lowest-margin point of the linf ball
+    first = pgd(model, x, y, eps)
+    strongest = pgd(model, x, y, eps, keep="strongest")
+    assert first.success.all() and strongest.success.all()
+    assert torch.allclose(strongest.x_adv, corner, atol=1e-6)  # 10 steps of 0.25 eps reach the corner
+    with torch.no_grad():
+        z_first, z_strongest = model(first.x_adv)[:, 1], model(strongest.x_adv)[:, 1]
+    assert (z_first <= z_strongest + 1e-6).all() and (z_first < z_strongest - 1e-3).any()
+    assert strongest.settings["keep"] == "strongest" and "keep" not in first.settings
 
 
 @pytest.mark.parametrize("random_start", [True, False])
@@ -322,13 +337,16 @@ def test_every_function_leaves_the_model_as_found(cnn_batch):
     (lambda m, x, y: minimal_eps(m, x, y, tol=0.0), "tol"),
     (lambda m, x, y: minimal_eps(m, x, y, eps_max=2.0), "eps_max"),
     (lambda m, x, y: input_gradients(m, x, y.float()), "y"),
+    (lambda m, x, y: pgd(m, x, y, 0.1, keep="best"), "keep"),
+    (lambda m, x, y: pgd(m, x, y, 0.1, progress="yes"), "progress"),
 ])
 def test_bad_arguments_raise_a_one_line_usage_error_naming_the_parameter(cnn_batch, call, param):
     model, x, y = cnn_batch
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(ParameterError) as info:
         call(model, x, y)
     message = str(info.value)
-    assert f"'{param}'" in message and "Got" in message and "\n" not in message
+    assert isinstance(info.value, UsageError) and isinstance(info.value, ValueError)
+    assert message.startswith(f"The '{param}' parameter of ") and "Got" in message and "\n" not in message
 
 
 def test_an_empty_batch_gives_empty_results(linear):

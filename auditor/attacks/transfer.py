@@ -4,7 +4,8 @@ Papernot et al., "Practical Black-Box Attacks against Machine Learning" (AsiaCCS
 who can only query the model labels a pool of images with it, trains a local substitute on those
 labels, crafts white-box adversarial examples on the substitute and sends them to the model;
 adversarial examples transfer between models that learned the same cue. Madry et al., "Towards Deep
-Learning Models Resistant to Adversarial Attacks" (ICLR 2018): the PGD attack used on the substitute.
+Learning Models Resistant to Adversarial Attacks" (ICLR 2018): the PGD attack used on the substitute,
+`auditor.attacks.whitebox.pgd` itself.
 
 Our own implementation (no Jacobian-based pool augmentation: the pool is the caller's). The model is
 only queried for labels through a :class:`~auditor.attacks.blackbox.CountingOracle`, so a model that
@@ -14,6 +15,7 @@ clean labels, and the adversarial images.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,21 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from auditor.attacks.blackbox import (
-    CountingOracle,
-    _as_oracle,
-    _bad,
-    _check_classes,
-    _check_eps,
-    _check_images,
-    _check_int,
-    _check_labels,
-    _check_norm,
-)
+from auditor.attacks._args import (Cancel, Progress, check_batch_size, check_callbacks, check_classes, check_eps,
+                                   check_flag, check_int, check_labels, check_norm, check_positive, check_seed,
+                                   image_array, l2_ceiling)
+from auditor.attacks._oracle import CountingOracle, as_oracle
+from auditor.attacks._pgd import STEP_FACTOR
+from auditor.attacks.whitebox import pgd
 from auditor.errors import AuditCancelled
-from auditor.frozen import frozen
+from auditor.validation import Instance, check, invalid
 
 __all__ = ["SubstituteCNN", "TransferResult", "transfer_attack"]
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_SUBSTITUTE = "SubstituteCNN: conv 32, 32/2, 64, 64/2, 128 (3x3, ReLU), adaptive avg pool 4x4, linear 2048-256-C"
 
@@ -85,8 +84,7 @@ class TransferResult:
 
 
 def _train(model: nn.Module, x: Tensor, labels: Tensor, epochs: int, lr: float, batch_size: int, augment: bool,
-           device: torch.device, gen: torch.Generator, cancel: Callable[[], bool] | None,
-           progress: Callable[[str, int, int], None] | None) -> float:
+           device: torch.device, gen: torch.Generator, cancel: Cancel, progress: Progress) -> float:
     """Adam on cross-entropy with the oracle's labels; random horizontal flips when ``augment``.
     Returns the share of the pool the trained substitute labels as the oracle did (``pool_agreement``)."""
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -117,39 +115,6 @@ def _predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device)
         return torch.cat([model(x[s:s + batch_size].to(device)).argmax(1).cpu() for s in range(0, x.shape[0], batch_size)])
 
 
-def _pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, steps: int, step_size: float,
-         gen: torch.Generator) -> Tensor:
-    """Untargeted PGD on cross-entropy from a random start in the ball, every step taken (unlike
-    `whitebox.pgd`, which keeps the first iterate that fools the model: an example that only just
-    crosses the substitute's boundary transfers worse than the loss-maximising one). Every iterate is
-    projected to the eps ball and [0, 1]. ``x``/``y`` on the model's device; the start is drawn on CPU."""
-    if norm == "linf":
-        delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
-    else:  # a random direction, a uniform radius
-        delta = torch.randn(x.shape, generator=gen)
-        delta = delta / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = delta * (torch.rand(x.shape[0], generator=gen) * eps).view(-1, 1, 1, 1)
-    x_adv = (x + _clip_ball(delta.to(x.device), eps, norm)).clamp(0.0, 1.0)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        with torch.no_grad():
-            if norm == "linf":
-                step = grad.sign()
-            else:
-                step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            x_adv = (x + _clip_ball(x_adv + step_size * step - x, eps, norm)).clamp(0.0, 1.0)
-    return x_adv.detach()
-
-
-def _clip_ball(delta: Tensor, eps: float, norm: str) -> Tensor:
-    if norm == "linf":
-        return delta.clamp(-eps, eps)
-    length = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-    return delta * torch.clamp(eps / length.clamp_min(1e-12), max=1.0)
-
-
 def transfer_attack(
     oracle: CountingOracle | Callable[[Tensor], Tensor],
     x_pool: Tensor | np.ndarray,
@@ -167,8 +132,8 @@ def transfer_attack(
     step_size: float | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    progress: Callable[[str, int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: Progress = None,
+    cancel: Cancel = None,
 ) -> TransferResult:
     """Label ``x_pool`` with the oracle, train a substitute on those labels, attack it with PGD within
     ``eps`` (``norm`` "linf" or "l2") on ``x_eval``, and replay the adversarial images on the oracle.
@@ -176,38 +141,38 @@ def transfer_attack(
     ``substitute``: an untrained module mapping [0, 1] images to ``C`` logits (copied, never trained
     in place); default :class:`SubstituteCNN`, initialised from ``seed``. Training: ``epochs`` of Adam
     (``lr``) in minibatches of ``train_batch_size``, random horizontal flips when ``augment`` (the oracle's
-    label is assumed flip-invariant). PGD: ``steps`` steps of ``step_size`` (default 2.5 eps / steps),
-    random start, on cross-entropy against ``y_eval``; only images the oracle gets right are attacked
-    and sent again. At ``eps`` 0 nothing is attacked. Everything random (initialisation, shuffling,
-    flips, PGD start) comes from ``seed``; torch's global generator is left as it was.
-    ``progress("substitute", epoch, epochs)`` after each epoch and ``progress("transfer", done, total)``
-    after each PGD chunk of ``batch_size``; ``cancel()`` is checked before each.
+    label is assumed flip-invariant). PGD: `auditor.attacks.whitebox.pgd` on the substitute, ``steps``
+    steps of ``step_size`` (default 2.5 eps / steps) from a random start, on cross-entropy against
+    ``y_eval``, keeping per image the lowest-margin iterate (``keep="strongest"``: an example that only
+    just crosses the substitute's boundary transfers worse than the most confidently wrong one); only images the oracle gets right are attacked and sent again. At ``eps`` 0 nothing is
+    attacked. Everything random (initialisation, shuffling, flips, PGD start) comes from ``seed``;
+    torch's global generator is left as it was. ``progress("substitute", epoch, epochs)`` after each
+    epoch and ``progress("transfer", done, total)`` after each PGD chunk of ``batch_size``;
+    ``cancel()`` is checked before each.
     """
     caller = "transfer_attack"
-    oracle = _as_oracle(oracle, caller)
-    pool = torch.from_numpy(_check_images(x_pool, caller, "x_pool"))
-    xe = torch.from_numpy(_check_images(x_eval, caller, "x_eval"))
+    oracle = as_oracle(oracle, caller)
+    pool = torch.from_numpy(image_array(x_pool, caller, "x_pool"))
+    xe = torch.from_numpy(image_array(x_eval, caller, "x_eval"))
     if pool.shape[1:] != xe.shape[1:]:
-        raise _bad("x_eval", caller, f"images of the pool's shape {tuple(pool.shape[1:])}", tuple(xe.shape[1:]))
-    ye = torch.from_numpy(_check_labels(y_eval, xe.shape[0], caller, "y_eval"))
-    norm = _check_norm(norm, caller)
-    eps = _check_eps(eps, norm, tuple(xe.shape), caller)
-    epochs = _check_int(epochs, "epochs", caller, 1)
-    steps = _check_int(steps, "steps", caller, 1)
-    batch_size = _check_int(batch_size, "batch_size", caller, 1)
-    train_batch_size = _check_int(train_batch_size, "train_batch_size", caller, 1)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise _bad("lr", caller, "a number > 0", lr)
-    if step_size is None:
-        step_size = 2.5 * eps / steps
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or step_size < 0:
-        raise _bad("step_size", caller, "None or a number >= 0", step_size)
-    if substitute is not None and not isinstance(substitute, nn.Module):
-        raise _bad("substitute", caller, "None or an untrained torch.nn.Module", type(substitute).__name__)
+        raise invalid("x_eval", caller, f"images of the pool's shape {tuple(pool.shape[1:])}", tuple(xe.shape[1:]))
+    ye = check_labels(y_eval, xe.shape[0], caller, "y_eval")
+    norm = check_norm(norm, caller)
+    eps = check_eps(eps, norm, caller, l2_max=l2_ceiling(tuple(xe.shape)))
+    epochs = check_int(epochs, "epochs", caller, 1)
+    steps = check_int(steps, "steps", caller, 1)
+    batch_size = check_batch_size(batch_size, caller)
+    train_batch_size = check_int(train_batch_size, "train_batch_size", caller, 1)
+    lr = check_positive(lr, "lr", caller)
+    augment = check_flag(augment, "augment", caller)
+    step_size = None if step_size is None else check_positive(step_size, "step_size", caller)
+    seed = check_seed(seed, caller)
+    check_callbacks(progress, cancel, caller)
+    check(substitute, None, Instance(nn.Module, "an untrained torch.nn.Module"), param="substitute", caller=caller)
 
     start_queries = oracle.queries
     pool_labels = torch.from_numpy(oracle.labels(pool))
-    _check_classes(ye.numpy(), oracle, caller, "y_eval")
+    check_classes(ye, oracle.n_classes or 2, caller, "y_eval")
     n_classes = int(oracle.n_classes or 2)
     device = oracle.device
     with torch.random.fork_rng(devices=[]):
@@ -215,7 +180,7 @@ def transfer_attack(
         model = SubstituteCNN(n_classes) if substitute is None else copy.deepcopy(substitute)
     model = model.to(device)
     gen = torch.Generator().manual_seed(seed)
-    pool_agreement = _train(model, pool, pool_labels, epochs, float(lr), train_batch_size, augment, device, gen,
+    pool_agreement = _train(model, pool, pool_labels, epochs, lr, train_batch_size, augment, device, gen,
                             cancel, progress)
 
     clean = torch.from_numpy(oracle.labels(xe))
@@ -225,25 +190,21 @@ def transfer_attack(
     success = already_wrong.clone()
     todo = torch.nonzero(~already_wrong).flatten()
     if eps > 0.0 and len(todo) > 0:
-        with frozen(model):
-            for start in range(0, len(todo), batch_size):
-                if cancel is not None and cancel():
-                    raise AuditCancelled("audit cancelled during the transfer attack")
-                idx = todo[start:start + batch_size]
-                with torch.enable_grad():
-                    adv = _pgd(model, xe[idx].to(device), ye[idx].to(device), eps, norm, steps, float(step_size), gen)
-                x_adv[idx] = adv.cpu()
-                if progress is not None:
-                    progress("transfer", min(len(todo), start + batch_size), len(todo))
+        within = None if progress is None else (lambda _stage, done, total: progress("transfer", done, total))
+        crafted = pgd(model, xe[todo].to(device), ye[todo].to(device), eps, norm=norm, steps=steps, step_size=step_size,
+                      random_start=True, seed=seed, keep="strongest", batch_size=batch_size, progress=within,
+                      cancel=cancel)
+        x_adv[todo] = crafted.x_adv.cpu()
         success[todo] = torch.from_numpy(oracle.labels(x_adv[todo])) != ye[todo]
     settings = {
         "attack": "transfer", "norm": norm, "eps": eps, "seed": seed,
         "substitute": _DEFAULT_SUBSTITUTE if substitute is None else type(model).__name__,
         "substitute_parameters": sum(p.numel() for p in model.parameters()),
-        "epochs": epochs, "lr": float(lr), "train_batch_size": train_batch_size,
+        "epochs": epochs, "lr": lr, "train_batch_size": train_batch_size,
         "augment": "random horizontal flips" if augment else "none",
         "pool_size": int(pool.shape[0]), "pool_agreement": pool_agreement,
-        "pgd": {"steps": steps, "step_size": float(step_size), "random_start": True, "loss": "cross-entropy"},
+        "pgd": {"steps": steps, "step_size": STEP_FACTOR * eps / steps if step_size is None else step_size, "random_start": True,
+                "keep": "strongest", "loss": "cross-entropy"},
         "queries_pool": int(pool.shape[0]), "queries_eval": int(xe.shape[0]),
         "queries_adversarial": len(todo) if eps > 0 else 0,
     }
