@@ -14,8 +14,9 @@ from auditor.report import environment, get_presenter, html_to_pdf, write_files
 from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_plain, short
 from auditor.report._jinja import stylesheet
 from auditor.report._markdown import md
-from auditor.report._values import _ci, _jsonable, _real, _signed
+from auditor.report._values import _jsonable, _real, _signed
 from auditor.report.presenter import ordered_presenters, presenter_names
+from auditor.results import MetricEntry
 from auditor.compare._model import _VERDICTS, _cost_text
 from auditor.compare._rows import POLICY, POLICY_TITLE
 
@@ -30,13 +31,12 @@ _OPS = {"<=", ">=", "<", ">", "==", "!="}
 
 
 def _metric_text(m: Any) -> str:
-    v = _real(dig(m, "value"))
-    if v is None:
+    entry = MetricEntry.read(m) if isinstance(m, dict) else None
+    if entry is None or entry.value is None:
         return NA
-    text = fmt_num(v)
-    ci = _ci(m)
-    if ci is not None:
-        text += f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+    text = fmt_num(entry.value)
+    if entry.ci is not None:
+        text += f" [{fmt_num(entry.ci[0])}, {fmt_num(entry.ci[1])}]"
     return text
 
 

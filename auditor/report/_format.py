@@ -15,6 +15,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from auditor.plotting import MAX_NAME, clean_text, short
+from auditor.results import MetricEntry
 
 __all__ = [
     "MAX_NAME",
@@ -143,18 +144,14 @@ def is_metric(x: Any) -> bool:
 
 def metric_value(x: Any) -> float | None:
     """The number inside a metric object (or a bare number); None when absent or not finite."""
-    v = x.get("value") if isinstance(x, dict) else x
-    if _is_real(v) and math.isfinite(v):
-        return float(v)
-    return None
+    entry = MetricEntry.read(x)
+    return None if entry is None or entry.value is None else float(entry.value)
 
 
 def metric_ci(x: Any) -> tuple[float, float] | None:
     """The ``[lo, hi]`` interval of a metric object, or None when absent or malformed."""
-    ci = x.get("ci") if isinstance(x, dict) else None
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_real(v) and math.isfinite(v) for v in ci):
-        return float(ci[0]), float(ci[1])
-    return None
+    entry = MetricEntry.read(x)
+    return None if entry is None else entry.ci
 
 
 def _reason(x: Any) -> str | None:

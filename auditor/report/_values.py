@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from auditor.report._format import NA, clean_text, fmt_num, short
+from auditor.results import MetricEntry
 
 __all__: list[str] = []  # private helpers of the comparison rows (`_rows`) and of `auditor.compare`
 
@@ -24,31 +25,17 @@ def _real(x: Any) -> float | int | None:
     return None
 
 
-def _ci(x: Any) -> list[float] | None:
-    ci = x.get("ci") if isinstance(x, dict) else None
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        lo, hi = _real(ci[0]), _real(ci[1])
-        if lo is not None and hi is not None:
-            return [float(min(lo, hi)), float(max(lo, hi))]
-    return None
-
-
 def _metric(x: Any) -> dict[str, Any] | None:
     """``{"value", "ci"[, "reason"]}`` of a metric object or bare number; None when the metric is absent."""
     if x is None:
         return None
-    if isinstance(x, dict):
-        if "value" not in x:
-            return None
-        out: dict[str, Any] = {"value": _real(x.get("value")), "ci": _ci(x)}
-        if out["value"] is None:
-            out["ci"] = None
-            if isinstance(x.get("reason"), str) and x["reason"]:
-                out["reason"] = short(x["reason"], 300)
-        return out
-    if isinstance(x, (bool, int, float)):
-        return {"value": _real(x), "ci": None}
-    return {"value": None, "ci": None}
+    entry = MetricEntry.read(x)
+    if entry is None:
+        return None if isinstance(x, dict) else {"value": None, "ci": None}
+    out: dict[str, Any] = {"value": entry.value, "ci": list(entry.ci) if entry.ci else None}
+    if entry.value is None and entry.reason:
+        out["reason"] = short(entry.reason, 300)
+    return out
 
 
 def _text(x: Any, width: int = 2000) -> str | None:
