@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from auditor.checks.base import Check, PassPlan, PlanContext, ProgressFn
+from auditor.checks.base import BUDGETS, Check, PassPlan, PlanContext, ProgressFn
 from auditor.errors import UsageError
 from auditor.frozen import frozen
 
@@ -25,7 +25,7 @@ __all__ = ["Throughput", "CheckCost", "CostPlan", "PassCounter", "measure_throug
 
 log = logging.getLogger(__name__)
 
-BUDGET_ORDER = ("quick", "standard", "thorough")
+BUDGET_ORDER = BUDGETS  # cheapest first
 WARMUP_IMAGES = 4
 REPEATS = 3  # timed repeats of a batch, the fastest kept
 REPEAT_SECONDS = 1.0  # stop repeating once this much is spent

@@ -24,8 +24,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from auditor.errors import UsageError
 
 __all__ = [
-    "ParameterError", "Constraint", "Interval", "Options", "Instance", "Satisfies",
-    "check", "check_params", "describe", "invalid", "message",
+    "Closed", "ParameterError", "Constraint", "Interval", "Options", "Instance", "Satisfies",
+    "check", "check_params", "reject_unknown", "describe", "invalid", "message",
 ]
 
 Closed = Literal["both", "left", "right", "neither"]
@@ -209,9 +209,14 @@ def check(value: Any, *constraints: Constraint | None, param: str, caller: str,
     raise invalid(param, caller, describe(constraints), value)
 
 
+def reject_unknown(values: Mapping[str, Any], known: Mapping[str, Any] | Sequence[str], caller: str) -> None:
+    """`ParameterError` naming the first name in ``values`` that ``known`` lacks, and the names it has."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ParameterError(f"{caller} has no parameter {unknown[0]!r}; its parameters are: {', '.join(known) or 'none'}")
+
+
 def check_params(values: Mapping[str, Any], spec: Mapping[str, Sequence[Constraint | None]], caller: str) -> dict[str, Any]:
     """Every entry of ``values`` checked against its constraints in ``spec``; an unknown name is an error."""
-    unknown = sorted(set(values) - set(spec))
-    if unknown:
-        raise ParameterError(f"{caller} has no parameter {unknown[0]!r}; its parameters are: {', '.join(spec) or 'none'}")
+    reject_unknown(values, spec, caller)
     return {k: check(v, *spec[k], param=k, caller=caller) for k, v in values.items()}

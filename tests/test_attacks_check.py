@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from auditor.checks.attacks import Attacks, parse_eps
+from auditor.validation import ParameterError
 from auditor.checks.base import CheckContext
 from auditor.errors import UsageError
 from auditor.models import load_model
@@ -108,9 +109,17 @@ def test_a_model_without_gradients_still_gets_the_black_box_attacks(clean_model)
 
 
 @pytest.mark.parametrize("text", ["", "0", "2", "a/b", "1/0", "-1/255"])
-def test_a_bad_eps_grid_is_refused_with_the_fix(text):
-    with pytest.raises(UsageError, match="eps_linf.*fractions like 8/255"):
+def test_a_bad_eps_grid_is_refused_with_the_fix_when_the_check_is_built(text):
+    with pytest.raises(ParameterError, match=r"The 'eps_linf' parameter of attacks must be a comma-separated list of eps "
+                                             r"values in \(0, 1\] \(fractions like 8/255 allowed\)\. Got '.*' instead\."):
+        Attacks(eps_linf=text)
+    with pytest.raises(ValueError, match="eps_linf.*fractions like 8/255"):
         parse_eps(text, "linf", "eps_linf")
+
+
+def test_an_eps_grid_is_parsed_once_when_the_check_is_built():
+    assert Attacks(eps_l2="1.0, 0.5").config["eps_l2"] == [0.5, 1.0]
+    assert Attacks(reference_eps=[8 / 255]).config["reference_eps"] == [8 / 255]
 
 
 def test_eps_grids_read_fractions():

@@ -103,7 +103,7 @@ def test_multiclass_rates_are_macro_one_vs_rest():
 
 
 def test_bad_parameter_gets_the_standard_message():
-    with pytest.raises(UsageError, match=r"The 'min_group_size' parameter of group_metrics must be a int >= 1. Got 0 instead."):
+    with pytest.raises(UsageError, match=r"The 'min_group_size' parameter of group_metrics must be an int >= 1. Got 0 instead."):
         get_check("group_metrics")(min_group_size=0)
 
 

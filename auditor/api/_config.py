@@ -13,13 +13,13 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
+from auditor.checks.base import BUDGETS
 from auditor.models import Declared, LoadedModel, load_model
 from auditor.validation import Constraint, Instance, Interval, Options, check, invalid
 from probes.base import DEFAULT_AGE_BUCKETS
 
 __all__ = ["AuditConfig", "AuditOutcome", "BUDGETS", "FORMATS", "ModelOptions", "declared_from", "split_list"]
 
-BUDGETS = ("quick", "standard", "thorough")
 FORMATS = ("json", "html", "pdf", "md", "junit")
 
 _TEXT = Instance(str)

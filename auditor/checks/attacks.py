@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -22,37 +22,49 @@ from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
 from auditor.errors import UsageError
+from auditor.validation import Satisfies
 
 if TYPE_CHECKING:
     import torch
 
     from auditor.attacks import masking
 
-__all__ = ["Attacks", "BUDGETS", "parse_eps"]
+__all__ = ["Attacks", "parse_eps"]
 
 log = logging.getLogger(__name__)
 
-BUDGETS: dict[str, dict[str, int]] = {
-    "quick": {"n_images": 32, "steps": 5, "restarts": 1, "n_blackbox": 8, "max_queries": 100, "pool": 64, "epochs": 2},
-    "standard": {"n_images": 128, "steps": 10, "restarts": 1, "n_blackbox": 16, "max_queries": 300, "pool": 256, "epochs": 4},
-    "thorough": {"n_images": 512, "steps": 40, "restarts": 3, "n_blackbox": 64, "max_queries": 2000, "pool": 2048, "epochs": 10},
-}
 N_DIAGNOSE = 32  # images for the gradient and determinism diagnostics
 MIN_EPS_TOL = 1 / 255  # `minimal_eps`'s default L-inf tolerance, which the check uses
 N_BOOT = 1000
 
 
-def parse_eps(text: str, norm: str, param: str) -> list[float]:
-    """``"1/255,2/255,0.05"`` -> sorted floats; each in (0, 1] for linf, > 0 for l2."""
+def parse_eps(text: str | Sequence[float], norm: str, param: str = "eps") -> list[float]:
+    """``"1/255,2/255,0.05"`` (or a list of numbers) -> sorted floats; each in (0, 1] for linf, > 0 for l2;
+    ValueError otherwise."""
     try:
-        values = sorted(float(Fraction(t.strip())) for t in str(text).split(",") if t.strip())
-    except (ValueError, ZeroDivisionError):
+        items = str(text).split(",") if isinstance(text, str) else list(text)
+        values = sorted(float(Fraction(t.strip()) if isinstance(t, str) else t) for t in items if str(t).strip())
+    except (ValueError, TypeError, ZeroDivisionError):
         values = []
-    if not values or any(v <= 0 or (norm == "linf" and v > 1) for v in values):
-        bound = "in (0, 1]" if norm == "linf" else "> 0"
-        raise UsageError(f"The {param!r} parameter of attacks must be a comma-separated list of eps values {bound} "
-                         f"(fractions like 8/255 allowed). Got {text!r} instead.")
+    if not values or any(not math.isfinite(v) or v <= 0 or (norm == "linf" and v > 1) for v in values):
+        raise ValueError(f"{param}: {_grid_text(norm)}")
     return values
+
+
+def _grid_text(norm: str) -> str:
+    return (f"a comma-separated list of eps values {'in (0, 1]' if norm == 'linf' else '> 0'} "
+            "(fractions like 8/255 allowed)")
+
+
+def _eps_param(default: str, help: str, norm: str) -> Param:
+    """A parameter holding an eps grid: text parsed once, when the check is built."""
+    def parse(text: str) -> list[float]:
+        try:
+            return parse_eps(text, norm)
+        except ValueError:
+            raise ValueError() from None  # the check's message already says what the grid must be
+
+    return Param(str, default, help, parse=parse, satisfies=Satisfies(lambda v: bool(parse_eps(v, norm)), _grid_text(norm)))
 
 
 @register_check
@@ -64,30 +76,29 @@ class Attacks(Check):
                    "intervals, ART Square/HopSkipJump and a transfer attack, and gradient-masking diagnostics.")
     order = 30
     params = {
-        "n_images": Param(int, 0, "images to attack (0: by --budget: quick 32, standard 128, thorough 512)", low=0, high=100_000),
-        "steps": Param(int, 0, "PGD steps (0: by --budget: 5, 10, 40)", low=0, high=10_000),
-        "restarts": Param(int, 0, "PGD random restarts (0: by --budget: 1, 1, 3)", low=0, high=100),
-        "eps_linf": Param(str, "1/255,2/255,4/255,8/255,16/255", "L-inf eps grid in [0, 1] pixel units"),
-        "eps_l2": Param(str, "0.1,0.25,0.5,1.0", "L2 eps grid (norm of the perturbation over all pixels)"),
-        "reference_eps": Param(str, "4/255", "L-inf eps at which robust accuracy is compared between groups"),
-        "n_blackbox": Param(int, 0, "images for the black-box attacks (0: by --budget: 8, 16, 64)", low=0, high=100_000),
-        "max_queries": Param(int, 0, "query budget per image of each query attack (0: by --budget: 100, 300, 2000)", low=0, high=1_000_000),
+        "n_images": Param(int, 0, "images to attack", low=0, high=100_000, budget=(32, 128, 512)),
+        "steps": Param(int, 0, "PGD steps", low=0, high=10_000, budget=(5, 10, 40)),
+        "restarts": Param(int, 0, "PGD random restarts", low=0, high=100, budget=(1, 1, 3)),
+        "eps_linf": _eps_param("1/255,2/255,4/255,8/255,16/255", "L-inf eps grid in [0, 1] pixel units", "linf"),
+        "eps_l2": _eps_param("0.1,0.25,0.5,1.0", "L2 eps grid (norm of the perturbation over all pixels)", "l2"),
+        "reference_eps": _eps_param("4/255", "L-inf eps at which robust accuracy is compared between groups", "linf"),
+        "n_blackbox": Param(int, 0, "images for the black-box attacks", low=0, high=100_000, budget=(8, 16, 64)),
+        "max_queries": Param(int, 0, "query budget per image of each query attack", low=0, high=1_000_000,
+                             budget=(100, 300, 2000)),
         "blackbox": Param(bool, True, "run the black-box attacks (Square, HopSkipJump, transfer)"),
         "min_group_size": Param(int, 30, "groups smaller than this are flagged insufficient_data and left out of the gaps", low=1),
     }
+    internal_sizes = {"pool": (64, 256, 2048), "epochs": (2, 4, 10)}
+    """The transfer attack's substitute: images it is trained on, and its epochs."""
     metric_names = ("robust_accuracy_difference", "robust_accuracy_ratio", "worst_group_robust_accuracy")
     overall_metric_names = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_minimal_eps", "reliable",
                             "n_masking_flags")
 
-    def _sizes(self, budget: str) -> dict[str, int]:
-        """The budget's sizes, each overridden by its parameter when that is set (not 0)."""
-        return {k: self.config.get(k) or v for k, v in BUDGETS.get(budget, BUDGETS["standard"]).items()}
-
     def _grids(self) -> tuple[dict[str, list[float]], float]:
         """The eps grids (the L-inf one with the reference eps added) and the reference eps."""
         cfg = self.config
-        grids = {"linf": parse_eps(cfg["eps_linf"], "linf", "eps_linf"), "l2": parse_eps(cfg["eps_l2"], "l2", "eps_l2")}
-        ref = parse_eps(cfg["reference_eps"], "linf", "reference_eps")[0]
+        grids = {"linf": parse_eps(cfg["eps_linf"], "linf"), "l2": parse_eps(cfg["eps_l2"], "l2")}
+        ref = parse_eps(cfg["reference_eps"], "linf")[0]
         grids["linf"] = sorted(set(grids["linf"]) | {ref})
         return grids, ref
 
@@ -97,7 +108,7 @@ class Attacks(Check):
         stops at the first success, so it usually spends far less)."""
         from auditor.attacks import gallery as gallery_  # imported when run: keeps `auditor checks` fast
 
-        size, (grids, _) = self._sizes(ctx.budget), self._grids()
+        size, (grids, _) = self.at_budget(ctx.budget), self._grids()
         n = min(size["n_images"], ctx.n_rows)
         steps, restarts = size["steps"], size["restarts"]
         nd = min(N_DIAGNOSE, n)
@@ -126,7 +137,7 @@ class Attacks(Check):
 
         start = time.perf_counter()
         cfg = self.config
-        size = self._sizes(ctx.budget)
+        size = self.at_budget(ctx.budget)
         grids, ref = self._grids()
         pred = ctx.predictions
         rows = random_rows(len(pred), size["n_images"], ctx.seed, "attacks")

@@ -1,13 +1,14 @@
 """What every check shares: declared parameters, the context it reads, and the result it writes."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from auditor.errors import AuditCancelled, UsageError
+from auditor.errors import AuditCancelled
+from auditor.validation import (Closed, Constraint, Instance, Interval, Options, check, describe, invalid,
+                                reject_unknown)
 
 if TYPE_CHECKING:
     import torch
@@ -15,15 +16,25 @@ if TYPE_CHECKING:
     from auditor.models import LoadedModel
     from probes.base import Probe
 
-__all__ = ["Param", "Check", "CheckContext", "CheckResult", "PassPlan", "PlanContext", "Predictions", "ProgressFn"]
+__all__ = ["BUDGETS", "Param", "budget_index", "Check", "CheckContext", "CheckResult", "PassPlan", "PlanContext", "Predictions", "ProgressFn"]
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called between batches; the CLI draws a bar per stage."""
 
 
+BUDGETS = ("quick", "standard", "thorough")
+"""The ``--budget`` levels, cheapest first; a parameter declared with ``budget=`` has one value for each."""
+
+
 @dataclass(frozen=True)
 class Param:
-    """A declared check parameter: its type, default, allowed range or choices and a one-line help."""
+    """A declared check parameter: its type, default, allowed values and a one-line help.
+
+    ``low``/``high`` bound a number (``closed`` says which bounds belong, as in `auditor.validation.Interval`),
+    ``choices`` lists the allowed values, ``none_ok`` also allows None, and ``parse`` turns a string
+    into the value (an eps grid ``"1/255,2/255"`` into floats; raise ValueError on bad text), which
+    ``satisfies`` then checks. ``budget=(quick, standard, thorough)``: the default 0 means "by --budget",
+    these values; the help says so (`Param.describe`)."""
 
     kind: type
     default: Any
@@ -31,35 +42,53 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    closed: Closed = "both"
+    none_ok: bool = False
+    parse: Callable[[str], Any] | None = None
+    satisfies: Constraint | None = None
+    budget: tuple[Any, Any, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and len(self.budget) != len(BUDGETS):
+            raise TypeError(f"budget must give one value per budget {BUDGETS}, not {self.budget!r}")
+
+    def constraints(self) -> tuple[Constraint | None, ...]:
+        """The constraints a value must meet (`auditor.validation`)."""
+        if self.satisfies is not None:
+            first: Constraint = self.satisfies
+        elif self.choices is not None:
+            first = Options(*self.choices)
+        elif self.kind in (int, float):
+            first = Interval(self.kind, self.low, self.high, self.closed)
+        else:
+            first = Instance(self.kind)
+        return (first, None) if self.none_ok else (first,)
 
     def constraint(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        text = f"a {self.kind.__name__}"
-        if self.low is not None and self.high is not None:
-            text += f" in [{self.low}, {self.high}]"
-        elif self.low is not None:
-            text += f" >= {self.low}"
-        elif self.high is not None:
-            text += f" <= {self.high}"
-        return text
+        """The allowed values in words (what follows "must be")."""
+        return describe(self.constraints())
+
+    def describe(self) -> str:
+        """The help, with the budget's values when the parameter has them."""
+        if self.budget is None:
+            return self.help
+        by = ", ".join(f"{b} {v}" for b, v in zip(BUDGETS, self.budget))
+        return f"{self.help} ({self.default!r}: by --budget: {by})"
+
+    def at(self, budget: str) -> Any:
+        """The budget's value (the parameter's when it has no budget values)."""
+        return self.default if self.budget is None else self.budget[budget_index(budget)]
 
     def validate(self, name: str, caller: str, value: Any) -> Any:
-        ok = True
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, self.kind) or isinstance(value, bool) and self.kind is not bool:
-            ok = False
-        elif self.choices is not None and value not in self.choices:
-            ok = False
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                ok = False
-            if self.low is not None and value < self.low or self.high is not None and value > self.high:
-                ok = False
-        if not ok:
-            raise UsageError(f"The {name!r} parameter of {caller} must be {self.constraint()}. Got {value!r} instead.")
-        return value
+        """``value`` in its canonical form, or `ParameterError` with the one message."""
+        return check(value, *self.constraints(), param=name, caller=caller, parse=self.parse)
+
+
+def budget_index(budget: str) -> int:
+    """The position of ``budget`` in `BUDGETS`; an unknown budget is a `ParameterError`, not a fallback."""
+    if budget not in BUDGETS:
+        raise invalid("budget", "the audit", describe((Options(*BUDGETS),)), budget)
+    return BUDGETS.index(budget)
 
 
 @dataclass
@@ -163,6 +192,15 @@ class CheckResult:
     forward_passes: int = 0
     backward_passes: int = 0
 
+    def count(self, *sources: Mapping[str, Any] | "CheckResult") -> "CheckResult":
+        """Add the ``forward_passes``/``backward_passes`` each source reports (a method's result dict or
+        another result) to this result's counts; returns this result."""
+        for src in sources:
+            get = src.get if isinstance(src, Mapping) else lambda k, _d=0, _s=src: getattr(_s, k)
+            self.forward_passes += int(get("forward_passes", 0) or 0)
+            self.backward_passes += int(get("backward_passes", 0) or 0)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -192,17 +230,20 @@ class Check:
     """Leaf names under ``checks.<name>.metrics.overall.`` (None: the same as ``metric_names``)."""
     scoped: ClassVar[bool] = True
     """Whether the metrics have a scope per attribute (False: only ``overall``, so ``*`` names nothing)."""
+    internal_sizes: ClassVar[Mapping[str, tuple[Any, Any, Any]]] = {}
+    """Sizes by ``--budget`` (quick, standard, thorough) that are not parameters (`at_budget` adds them)."""
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.params))
-        if unknown:
-            raise UsageError(
-                f"{self.name} has no parameter {unknown[0]!r}; its parameters are: {', '.join(self.params) or 'none'}"
-            )
-        self.config: dict[str, Any] = {}
-        for key, spec in self.params.items():
-            value = params.get(key, spec.default)
-            self.config[key] = spec.validate(key, self.name, value)
+        reject_unknown(params, self.params, self.name)
+        self.config: dict[str, Any] = {key: spec.validate(key, self.name, params.get(key, spec.default))
+                                       for key, spec in self.params.items()}
+
+    def at_budget(self, budget: str) -> dict[str, Any]:
+        """The sizes the check runs at ``budget``: each budgeted parameter's value when set (not 0), else the
+        budget's, then the `internal_sizes` (budget-only sizes that are not parameters)."""
+        i = budget_index(budget)
+        sizes = {k: self.config[k] or spec.budget[i] for k, spec in self.params.items() if spec.budget is not None}
+        return {**sizes, **{k: v[i] for k, v in self.internal_sizes.items()}}
 
     def run(self, ctx: CheckContext) -> CheckResult:  # pragma: no cover - abstract
         raise NotImplementedError

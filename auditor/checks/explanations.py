@@ -30,20 +30,11 @@ if TYPE_CHECKING:
 
     from auditor.explain import attributions as attr
 
-__all__ = ["Explanations", "BUDGETS", "ALL_METHODS"]
+__all__ = ["Explanations", "ALL_METHODS"]
 
 log = logging.getLogger(__name__)
 
 ALL_METHODS = (*METHODS, "perturbation_mask")
-BUDGETS: dict[str, dict[str, int]] = {
-    "quick": {"n_images": 32, "n_group_images": 64, "n_sanity": 8, "ig_steps": 16, "nt_samples": 8, "sanity_stages": 3, "mask_steps": 20,
-              "class_model_steps": 32, "curve_steps": 10, "occlusion_overlap": 1},
-    "standard": {"n_images": 64, "n_group_images": 256, "n_sanity": 12, "ig_steps": 24, "nt_samples": 12, "sanity_stages": 4, "mask_steps": 30,
-                 "class_model_steps": 48, "curve_steps": 10, "occlusion_overlap": 1},
-    "thorough": {"n_images": 512, "n_group_images": 1536, "n_sanity": 64, "ig_steps": 64, "nt_samples": 32, "sanity_stages": 8, "mask_steps": 100,
-                 "class_model_steps": 200, "curve_steps": 32, "occlusion_overlap": 2},
-}
-"""Sizes by ``--budget``; ``occlusion_overlap``: patches per window side (1: side by side, 2: half-overlapping)."""
 N_BOOT = 1000
 N_PERM = 1000
 LEVEL = 0.95
@@ -76,39 +67,37 @@ class Explanations(Check):
                    "per-group comparison with intervals, first-layer filters and class-model images.")
     order = 40
     params = {
-        "n_images": Param(int, 0, "images every method explains (0: by --budget: quick 32, standard 64, thorough 512)", low=0, high=100_000),
-        "n_group_images": Param(int, 0, "images the groups are compared on, with the reference method only (0: by --budget: "
-                                "64, 256, 1536; at least n_images)", low=0, high=1_000_000),
-        "n_sanity": Param(int, 0, "images for the randomisation sanity check (0: by --budget: 8, 12, 64)", low=0, high=10_000),
+        "n_images": Param(int, 0, "images every method explains", low=0, high=100_000, budget=(32, 64, 512)),
+        "n_group_images": Param(int, 0, "images the groups are compared on, with the reference method only (at least "
+                                "n_images)", low=0, high=1_000_000, budget=(64, 256, 1536)),
+        "n_sanity": Param(int, 0, "images for the randomisation sanity check", low=0, high=10_000, budget=(8, 12, 64)),
         "methods": Param(str, "all", f"'all' or a comma-separated subset of {', '.join(ALL_METHODS)}"),
         "layer": Param(str, "", "the layer Grad-CAM explains, by module name: a convolution, or a vision transformer's "
                        "layer whose output is a grid of tokens (empty: the last convolutional layer)"),
-        "ig_steps": Param(int, 0, "Integrated Gradients path steps (0: by --budget: 16, 24, 64)", low=0, high=10_000),
-        "nt_samples": Param(int, 0, "SmoothGrad noisy samples per image (0: by --budget: 8, 12, 32)", low=0, high=10_000),
+        "ig_steps": Param(int, 0, "Integrated Gradients path steps", low=0, high=10_000, budget=(16, 24, 64)),
+        "nt_samples": Param(int, 0, "SmoothGrad noisy samples per image", low=0, high=10_000, budget=(8, 12, 32)),
         "nt_stdev": Param(float, 0.15, "SmoothGrad noise level, in [0, 1] pixel units", low=0.0, high=1.0),
         "occlusion_window": Param(int, 0, "occlusion patch side in pixels (0: an eighth of the image side)", low=0, high=4096),
         "occlusion_stride": Param(int, 0, "occlusion patch stride in pixels (0: by --budget: the patch side at quick and "
                                   "standard, half of it at thorough)", low=0, high=4096),
-        "curve_steps": Param(int, 0, "steps of the deletion and insertion curves (0: by --budget: 10, 10, 32)", low=0, high=1000),
+        "curve_steps": Param(int, 0, "steps of the deletion and insertion curves", low=0, high=1000, budget=(10, 10, 32)),
         "operator": Param(str, "fill", "how deleted pixels are removed (as in the spurious check)", choices=OPERATORS),
-        "sanity_stages": Param(int, 0, "stages of the randomisation cascade (0: by --budget: 3, 4, 8)", low=0, high=1000),
+        "sanity_stages": Param(int, 0, "stages of the randomisation cascade", low=0, high=1000, budget=(3, 4, 8)),
         "sanity_threshold": Param(float, 0.5, "a method whose maps keep at least this rank correlation with the fully "
                                   "randomised model's fails the sanity check", low=0.0, high=1.0),
-        "mask_steps": Param(int, 0, "optimisation steps of the perturbation masks (0: by --budget: 20, 30, 100)", low=0, high=5000),
-        "class_model_steps": Param(int, 0, "gradient-ascent steps per class-model image (0: by --budget: 32, 48, 200); "
-                                   "class models are drawn for at most 20 classes", low=0, high=10_000),
+        "mask_steps": Param(int, 0, "optimisation steps of the perturbation masks", low=0, high=5000, budget=(20, 30, 100)),
+        "class_model_steps": Param(int, 0, "gradient-ascent steps per class-model image; class models are drawn for at "
+                                   "most 20 classes", low=0, high=10_000, budget=(32, 48, 200)),
         "min_group_size": Param(int, 30, "groups smaller than this are flagged insufficient and left out of the differences", low=1),
         "min_difference": Param(float, 0.10, "a difference between groups at least this large, with a Holm-adjusted "
                                 "permutation p-value below 0.05, is a finding", low=0.0, high=1.0),
         "figures": Param(bool, True, "draw the attribution, sanity, filter and class-model figures"),
     }
+    internal_sizes = {"occlusion_overlap": (1, 1, 2)}
+    """Occlusion patches per window side (1: side by side, 2: half-overlapping)."""
     metric_names = tuple(GROUP_METRICS.values())
     overall_metric_names = ("n_images", "faithful_methods", "methods_failing_sanity", "best_deletion_auc",
                             "first_layer_smoothness")
-
-    def _sizes(self, budget: str) -> dict[str, int]:
-        """The budget's sizes, each overridden by its parameter when that is set (not 0)."""
-        return {k: self.config.get(k) or v for k, v in BUDGETS.get(budget, BUDGETS["standard"]).items()}
 
     def _settings(self, size: dict[str, int], hw: tuple[int, int], batch_size: int, seed: int) -> attr.Settings:
         from auditor.explain import attributions as attr  # imported when run: keeps `auditor checks` fast
@@ -126,7 +115,7 @@ class Explanations(Check):
         the map methods (the perturbation masks, never checked for sanity, are seldom chosen)."""
         from auditor.explain import sanity  # imported when run: keeps `auditor checks` fast
 
-        size, methods = self._sizes(ctx.budget), parse_methods(self.config["methods"])
+        size, methods = self.at_budget(ctx.budget), parse_methods(self.config["methods"])
         hw = (int(ctx.input_size[0]), int(ctx.input_size[1]))
         s = self._settings(size, hw, ctx.batch_size, 0)
         n = min(size["n_images"], ctx.n_rows)
@@ -160,7 +149,7 @@ class Explanations(Check):
 
         start = time.perf_counter()
         cfg = self.config
-        size = self._sizes(ctx.budget)
+        size = self.at_budget(ctx.budget)
         methods = parse_methods(cfg["methods"])
         pred = ctx.predictions
         rows = random_rows(len(pred), size["n_images"], ctx.seed, "explanations")

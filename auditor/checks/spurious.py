@@ -26,12 +26,10 @@ if TYPE_CHECKING:
 
     from auditor.spurious.counterfactual import Confirmation
 
-__all__ = ["Spurious", "BUDGET_IMAGES", "BUDGET_STEPS"]
+__all__ = ["Spurious"]
 
 log = logging.getLogger(__name__)
 
-BUDGET_IMAGES = {"quick": 64, "standard": 128, "thorough": 384}
-BUDGET_STEPS = {"quick": 40, "standard": 60, "thorough": 200}
 DELETION_STEPS = 20
 NO_BOXES = "the probe has no subject boxes or masks, so evidence on and off the subject cannot be told apart"
 
@@ -46,8 +44,8 @@ class Spurious(Check):
     order = 20
     scoped = False
     params = {
-        "n_images": Param(int, 0, "images to learn masks for (0: by --budget: quick 64, standard 128, thorough 384)", low=0, high=100_000),
-        "steps": Param(int, 0, "optimisation steps per mask (0: by --budget: quick 40, standard 60, thorough 200)", low=0, high=5000),
+        "n_images": Param(int, 0, "images to learn masks for", low=0, high=100_000, budget=(64, 128, 384)),
+        "steps": Param(int, 0, "optimisation steps per mask", low=0, high=5000, budget=(40, 60, 200)),
         "lr": Param(float, 0.1, "Adam learning rate of the masks", low=1e-4, high=10.0),
         "grid": Param(int, 8, "cells per side of the evidence maps", low=2, high=32),
         "operator": Param(str, "fill", "how a masked region is removed (fill also removes colour and texture)", choices=OPERATORS),
@@ -59,16 +57,11 @@ class Spurious(Check):
     metric_names = ("n_findings", "n_off_subject_findings", "off_subject_share", "max_consistency", "deletion_score",
                     "not_converged", "n_images")
 
-    def _sizes(self, budget: str) -> tuple[int, int]:
-        """Images and mask steps: the parameters when set (not 0), else the budget's."""
-        return (self.config["n_images"] or BUDGET_IMAGES.get(budget, BUDGET_IMAGES["standard"]),
-                self.config["steps"] or BUDGET_STEPS.get(budget, BUDGET_STEPS["standard"]))
-
     def plan(self, ctx: PlanContext | CheckContext) -> PassPlan:
         """The input-gradient probe, the masks, the two deletion curves, and one tested region per class (each tested region costs up to
         two passes per sampled image; up to `ev.CANDIDATE_LIMIT` per class are tested, as many as the
         evidence shows)."""
-        n_images, steps = self._sizes(ctx.budget)
+        n_images, steps = self.at_budget(ctx.budget).values()
         n = min(n_images, ctx.n_rows)
         f = 2 + n + n * (steps + 1) + 2 * (n * (DELETION_STEPS + 1) + 1) + 2 * n * ctx.n_classes
         return PassPlan(f, 1 + n * steps, "the regions tested depend on where the evidence lies: assumed one per class")
@@ -84,7 +77,7 @@ class Spurious(Check):
         start = time.perf_counter()
         cfg = self.config
         pred = ctx.predictions
-        n_images, steps = self._sizes(ctx.budget)
+        n_images, steps = self.at_budget(ctx.budget).values()
         rows = balanced_rows(pred.y_pred, n_images, ctx.seed, "spurious")
         images, rows = load_rows(ctx, rows)
         predicted = pred.y_pred[rows]

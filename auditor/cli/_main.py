@@ -300,7 +300,7 @@ def checks() -> None:
     for cls in list_checks():
         print(f"{cls.name}: {cls.description}")
         for pname, spec in cls.params.items():
-            print(f"    {pname} = {spec.default!r}  ({spec.constraint()}) {spec.help}")
+            print(f"    {pname} = {spec.default!r}  ({spec.constraint()}) {spec.describe()}")
 
 
 def _usage_line(exc: click.ClickException) -> str:

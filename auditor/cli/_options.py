@@ -7,11 +7,12 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import click
 
+from auditor.checks.base import BUDGETS
+
 __all__ = ["AUDIT_OPTIONS", "BUDGETS", "CSV", "MITIGATIONS", "MODEL_OPTIONS", "RUN_OPTIONS", "CheckParam", "Minutes",
            "check_params", "command_line", "compose", "declared", "output_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-BUDGETS = ("quick", "standard", "thorough")
 MITIGATIONS = ("adversarial-debiasing", "adversarial-training", "distillation")  # auditor.mitigate.run.METHODS
 
 

@@ -12,8 +12,11 @@ from typing import Any
 
 import yaml
 
+from auditor.checks.base import Param
 from auditor.errors import PolicyError
+from auditor.validation import Instance, ParameterError
 from auditor.policy.model import (
+    CHECK_DEFAULTS,
     CLAUSE_KEYS,
     DIRECTIONS,
     OPERATORS,
@@ -29,16 +32,16 @@ from auditor.policy.model import (
 
 __all__ = ["load_policy", "default_policy_path", "shipped_policies", "resolve_policy_path"]
 
-# key -> (kind, low, high, choices, constraint text)
-_DEFAULT_SPECS: dict[str, tuple[type | None, float | None, float | None, tuple[str, ...] | None, str]] = {
-    "min_group_size": (int, 1, None, None, "an integer >= 1"),
-    "confidence": (float, 0.5, 0.999, None, "a number in [0.5, 0.999]"),
-    "n_boot": (int, 0, 100_000, None, "an integer in [0, 100000] (0: no intervals)"),
-    "correction": (None, None, None, ("holm", "bh"), "one of holm, bh"),
-    "alpha": (float, 0.0, 0.5, None, "a number in (0, 0.5]"),
-    "require": (None, None, None, REQUIRES, "one of point, interval"),
-    "judge_every_group": (bool, None, None, None, "true or false"),
-}
+def _default_params() -> dict[str, Param]:
+    """What each key of a policy's ``defaults`` may hold: the group_metrics parameters it sets, declared (and
+    so validated) by the check itself, and the policy's own two."""
+    from auditor.checks import get_check  # lazy, as in _parse_requires: the registry loads every check
+
+    declared = get_check("group_metrics").params
+    return {**{k: declared[k] for k in CHECK_DEFAULTS},
+            "require": Param(str, "point", "what a clause requires by default", choices=REQUIRES),
+            "judge_every_group": Param(bool, False, "judge every group, not only the worst",
+                                       satisfies=Instance(bool, "true or false"))}
 
 
 def _policies_dir() -> Path:
@@ -221,24 +224,14 @@ def _parse_defaults(raw: Any, src: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise PolicyError(f"policy file {src}: 'defaults' must be a mapping (e.g. min_group_size: 30)")
     out: dict[str, Any] = {}
+    specs = _default_params()
     for key, value in raw.items():
-        if key not in _DEFAULT_SPECS:
-            raise _unknown_key(f"policy file {src}: defaults", str(key), tuple(_DEFAULT_SPECS))
-        kind, low, high, choices, text = _DEFAULT_SPECS[key]
-        ok = True
-        if kind is bool:
-            ok = isinstance(value, bool)
-        elif choices is not None:
-            ok = value in choices
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or kind is int and not isinstance(value, int):
-            ok = False
-        elif key == "alpha":
-            ok = 0.0 < value <= 0.5
-        else:
-            ok = (low is None or value >= low) and (high is None or value <= high)
-        if not ok:
-            raise PolicyError(f"policy file {src}: defaults.{key} must be {text}; got {value!r}")
-        out[key] = float(value) if kind is float else value
+        if key not in specs:
+            raise _unknown_key(f"policy file {src}: defaults", str(key), tuple(specs))
+        try:
+            out[key] = specs[key].validate(key, "policy", value)
+        except ParameterError:
+            raise PolicyError(f"policy file {src}: defaults.{key} must be {specs[key].constraint()}; got {value!r}") from None
     return out
 
 
