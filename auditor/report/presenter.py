@@ -43,6 +43,7 @@ __all__ = [
     "presenter_label",
     "presenter_names",
     "presenter_template",
+    "ran",
     "register_presenter",
     "unregister_presenter",
 ]
@@ -192,6 +193,11 @@ def _overall(check: Any) -> dict[str, Any]:
 def _numeric(x: Any) -> bool:
     v = x.get("value") if isinstance(x, dict) else x
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def ran(check: Any) -> bool:
+    """Whether ``check`` (a results.json check entry) is there and did not end in an error."""
+    return bool(check) and isinstance(check, dict) and check.get("status") != "error"
 
 
 def register_presenter(cls: P) -> P:

@@ -17,7 +17,7 @@ from auditor.report._format import (
 )
 from auditor.report._markdown import md, md_rate
 from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
-from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.presenter import Presenter, ran, register_presenter
 from auditor.report.sections._attacks_text import (
     methodology as at_methodology, limitations as at_limitations, masking_flags as at_masking_flags, BLACKBOX_ROWS,
     MASKING_FLAG, MASKING_MIN_GAIN, NOT_CONFIRMED,
@@ -260,7 +260,7 @@ def attacks_view(check: dict[str, Any], figures: list[dict[str, str]], charts: b
 
 
 def _markdown(check: dict[str, Any]) -> list[str]:
-    at = attacks_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    at = attacks_view(check, [], charts=False) if ran(check) else None
     if at is None:
         return []
     overall = as_dict(dig(check, "metrics", "overall"))
@@ -288,10 +288,6 @@ def _reliable(overall: dict[str, Any]) -> Any:
     if r is None and isinstance(dig(overall, "masking", "reliable"), bool):
         r = {"value": int(overall["masking"]["reliable"]), "ci": None}
     return r
-
-
-def _ran(check: dict[str, Any]) -> bool:
-    return bool(check) and check.get("status") != "error"
 
 
 @register_presenter
@@ -323,7 +319,7 @@ class AttacksPresenter(Presenter):
         return _markdown(check)
 
     def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        at = attacks_view(check, [], charts=False) if _ran(check) else None
+        at = attacks_view(check, [], charts=False) if ran(check) else None
         if at is None:
             return []
         overall = as_dict(dig(check, "metrics", "overall"))
@@ -332,12 +328,12 @@ class AttacksPresenter(Presenter):
                 at["trust"]["summary"]]
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        if not _ran(check):
+        if not ran(check):
             return []
         return at_methodology(as_dict(check.get("params")), as_dict(dig(check, "metrics", "overall")))
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return at_limitations(check) if _ran(check) else []
+        return at_limitations(check) if ran(check) else []
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))

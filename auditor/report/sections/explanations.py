@@ -24,7 +24,7 @@ from auditor.report._format import (
 
 from auditor.report._markdown import md, md_rate, md_rows
 from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
-from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.presenter import Presenter, ran, register_presenter
 from auditor.report.sections._explanations_text import methodology as ex_methodology, limitations as ex_limitations
 
 __all__ = ["LABELS", "ExplanationsPresenter", "explanations_view", "finding_text", "method_label"]
@@ -351,7 +351,7 @@ def explanations_view(check: dict[str, Any], figures: list[dict[str, str]] | dic
 
 
 def _markdown(check: dict[str, Any]) -> list[str]:
-    ex = explanations_view(check, [], charts=False) if check and check.get("status") != "error" else None
+    ex = explanations_view(check, [], charts=False) if ran(check) else None
     if ex is None:
         return []
     out = ["### Explanations", "", md(ex["summary"], 800), ""]
@@ -375,10 +375,6 @@ def _markdown(check: dict[str, Any]) -> list[str]:
         out += ["Differences between groups:", ""] + [f"- {md(f, 600)}" for f in ex["findings"]]
         out = md_rows(out, ex["findings_more"], "findings in the full report")
     return out
-
-
-def _ran(check: dict[str, Any]) -> bool:
-    return bool(check) and check.get("status") != "error"
 
 
 @register_presenter
@@ -407,14 +403,14 @@ class ExplanationsPresenter(Presenter):
         return _markdown(check)
 
     def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        ex = explanations_view(check, [], charts=False) if _ran(check) else None
+        ex = explanations_view(check, [], charts=False) if ran(check) else None
         return [ex["summary"]] if ex is not None else []
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        return ex_methodology(as_dict(check.get("params"))) if _ran(check) else []
+        return ex_methodology(as_dict(check.get("params"))) if ran(check) else []
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return ex_limitations(check) if _ran(check) else []
+        return ex_limitations(check) if ran(check) else []
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))

@@ -14,7 +14,7 @@ from auditor.report._format import NA, as_dict, as_list, dig, fmt_num, fmt_p, fm
 from auditor.report._markdown import md, md_rows
 from auditor.report._method import OPERATORS, count_or, pct
 from auditor.report._rows import add_row, metric_row, row_label
-from auditor.report.presenter import Presenter, register_presenter
+from auditor.report.presenter import Presenter, ran, register_presenter
 
 __all__ = ["SpuriousPresenter", "box_text", "spurious_view"]
 
@@ -177,7 +177,7 @@ def spurious_view(check: dict[str, Any], figures: list[dict[str, str]]) -> dict[
 
 
 def _markdown(check: dict[str, Any]) -> list[str]:
-    sp = spurious_view(check, []) if check and check.get("status") != "error" else None
+    sp = spurious_view(check, []) if ran(check) else None
     if sp is None:
         return []
     out = ["### Spurious cues", "", f"{md(sp['summary'], 600)}", ""]
@@ -259,10 +259,6 @@ def _n_findings(metrics: dict[str, Any]) -> Any:
     return n
 
 
-def _ran(check: dict[str, Any]) -> bool:
-    return bool(check) and check.get("status") != "error"
-
-
 @register_presenter
 class SpuriousPresenter(Presenter):
     """Spurious cues: the regions the model relies on that are not the subject, confirmed by intervention."""
@@ -289,17 +285,17 @@ class SpuriousPresenter(Presenter):
         return _markdown(check)
 
     def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        sp = spurious_view(check, []) if _ran(check) else None
+        sp = spurious_view(check, []) if ran(check) else None
         if sp is None:
             return []
         n = metric_value(_n_findings(as_dict(check.get("metrics"))))
         return [sp["summary"]] + ([f"confirmed cues: {n:g}"] if n is not None else [])
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        return _methodology(as_dict(check.get("params"))) if _ran(check) else []
+        return _methodology(as_dict(check.get("params"))) if ran(check) else []
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return _limitations(check) if _ran(check) else []
+        return _limitations(check) if ran(check) else []
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
