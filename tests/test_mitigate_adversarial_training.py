@@ -126,4 +126,4 @@ def test_bad_settings_give_one_line_errors_naming_them(kwargs, name):
     args = {"eps": 0.1, **kwargs}
     with pytest.raises(ValueError) as info:
         AdversarialTraining(args.pop("eps"), **args)
-    assert str(info.value).startswith(name) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"The {name!r} parameter of AdversarialTraining must be ") and "\n" not in str(info.value)

@@ -89,11 +89,14 @@ def test_resume_continues_an_interrupted_mitigation_to_the_weights_of_an_uninter
 
 
 @pytest.mark.parametrize("cfg, message", [
-    ({"epochs": 0}, "--epochs is out of range: 0"),
-    ({"strength": -1.0}, "--strength is out of range: -1.0"),
-    ({"debias_mode": "blind"}, "--debias-mode must be reversal or confusion"),
-    ({"keep": "first"}, "--keep must be best or last"),
-    ({"method": "pruning"}, "the mitigation must be one of"),
+    ({"epochs": 0}, r"^The 'epochs' parameter of mitigate must be an int >= 1\. Got 0 instead\.$"),
+    ({"strength": -1.0}, r"^The 'strength' parameter of mitigate must be a float >= 0\. Got -1\.0 instead\.$"),
+    ({"debias_mode": "blind"}, "'debias_mode' parameter of mitigate must be one of 'reversal', 'confusion'"),
+    ({"keep": "first"}, "'keep' parameter of mitigate must be one of 'best', 'last' or None"),
+    ({"method": "pruning"}, "'method' parameter of mitigate must be one of 'adversarial-debiasing'"),
+    ({"eps": 1.5}, "'eps' parameter of mitigate must be a float in \\(0, 1\\]"),
+    ({"classes": "male"}, "'--classes' parameter of the model options must be at least 2 distinct class names"),
+    ({"num_classes": 0}, "'num_classes' parameter of mitigate must be an int >= 1"),
 ])
 def test_bad_mitigation_settings_are_refused_before_anything_is_written(tmp_path, cfg, message):
     from auditor.errors import UsageError

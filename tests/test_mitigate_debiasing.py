@@ -111,7 +111,7 @@ def test_schedules_at_start_middle_end() -> None:
     assert dann[2] == pytest.approx(0.9999092, abs=1e-6)
     objective = AdversarialDebiasing(_cnn(), 2, strength=2.0, schedule="linear")
     assert objective.current_strength(0.25) == 0.5
-    with pytest.raises(ValueError, match="use one of constant, linear, dann"):
+    with pytest.raises(ValueError, match=r"^The 'schedule' parameter of schedule_factor must be one of 'constant', 'linear', 'dann'\. Got 'cosine'"):
         schedule_factor("cosine", 0.5)
 
 
@@ -178,9 +178,9 @@ def test_balancing_weights_make_a_rare_code_count_as_much_as_a_common_one() -> N
     objective = AdversarialDebiasing(_cnn(), 3, bias_counts=torch.tensor([90, 10, 0]))
     assert objective.bias_weight.tolist() == pytest.approx([100 / (2 * 90), 100 / (2 * 10), 0.0])
     assert AdversarialDebiasing(_cnn(), 2).bias_weight is None
-    with pytest.raises(ValueError, match="bias_counts must be 2 non-negative counts"):
+    with pytest.raises(ValueError, match=r"^The 'bias_counts' parameter of AdversarialDebiasing must be 2 non-negative counts"):
         AdversarialDebiasing(_cnn(), 2, bias_counts=torch.tensor([5, -1]))
-    with pytest.raises(ValueError, match="use one of confusion, reversal"):
+    with pytest.raises(ValueError, match=r"^The 'mode' parameter of AdversarialDebiasing must be one of 'confusion', 'reversal'"):
         AdversarialDebiasing(_cnn(), 2, mode="blind")
 
 

@@ -14,6 +14,7 @@ from auditor.mitigate.distillation import (
     train_teacher_at_temperature,
 )
 from auditor.mitigate.loop import Batch, fit
+from auditor.validation import ParameterError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # module fixtures too: see conftest
@@ -82,17 +83,17 @@ def test_the_teacher_objective_is_the_cross_entropy_at_t_of_its_own_model():
     batch = Batch(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]), None)
     loss, _ = train_teacher_at_temperature(model, T).loss(model, batch, 0.0)
     assert loss.item() == pytest.approx(F.cross_entropy(model(batch.x) / T, batch.y).item())
-    with pytest.raises(ValueError, match="^model"):
+    with pytest.raises(ValueError, match="^The 'model' parameter of TemperatureCrossEntropy.loss"):
         train_teacher_at_temperature(model, T).loss(small_cnn(1), batch, 0.0)
 
 
 @pytest.mark.parametrize("make, name", [
-    (lambda: Distillation(small_cnn(0), 0.0), "temperature"),
-    (lambda: Distillation(small_cnn(0), T, alpha=1.5), "alpha"),
-    (lambda: Distillation("teacher.pt", T), "teacher"),
-    (lambda: train_teacher_at_temperature(small_cnn(0), float("inf")), "temperature"),
+    (lambda: Distillation(small_cnn(0), 0.0), "'temperature' parameter of Distillation"),
+    (lambda: Distillation(small_cnn(0), T, alpha=1.5), "'alpha' parameter of Distillation"),
+    (lambda: Distillation("teacher.pt", T), "'teacher' parameter of Distillation"),
+    (lambda: train_teacher_at_temperature(small_cnn(0), float("inf")), "'temperature' parameter of TemperatureCrossEntropy"),
 ])
 def test_bad_settings_give_one_line_errors_naming_them(make, name):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ParameterError) as info:
         make()
-    assert str(info.value).startswith(name) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"The {name} must be ") and "\n" not in str(info.value)

@@ -233,7 +233,7 @@ def test_bad_arguments_give_one_line_errors_naming_them(data, kwargs, name):
     with pytest.raises(ValueError) as info:
         fit(**args)
     message = str(info.value)
-    assert message.startswith(name) and "\n" not in message
+    assert message.startswith(f"The {name!r} parameter of fit must be ") and "\n" not in message
 
 
 def test_labels_beyond_the_models_classes_and_pixels_outside_0_1_are_refused_in_one_line(data):
@@ -241,7 +241,7 @@ def test_labels_beyond_the_models_classes_and_pixels_outside_0_1_are_refused_in_
     three = TrainingData(train.images, train.labels + 1)
     with pytest.raises(ValueError, match="^train labels go up to 2 but the model has 2 classes"):
         fit(toy_net(), CrossEntropy(), three)
-    with pytest.raises(ValueError, match=r"^images must hold pixel values in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^The 'images' parameter of TrainingData must be pixel values in \[0, 1\]"):
         TrainingData(train.images * 255, train.labels)
 
 
@@ -265,8 +265,8 @@ def test_from_probe_refuses_bad_arguments_in_one_line():
     for kwargs, name in (({"limit": 0}, "limit"), ({"bias": "smiling"}, "bias")):
         with pytest.raises(ValueError) as info:
             from_probe("synth:faces:n=40", (16, 16), **kwargs)
-        assert str(info.value).startswith(name) and "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="^input_size"):
+        assert str(info.value).startswith(f"The {name!r} parameter of from_probe must be ") and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="^The 'input_size' parameter of from_probe"):
         from_probe("synth:faces:n=40", (16,))
 
 
@@ -282,7 +282,7 @@ def test_split_is_stratified_by_label_and_seeded():
     again, other = data.split(0.2, seed=0)[1], data.split(0.2, seed=1)[1]
     assert torch.equal(again.images, val.images)
     assert not torch.equal(other.images, val.images)
-    with pytest.raises(ValueError, match="^val_share"):
+    with pytest.raises(ValueError, match="^The 'val_share' parameter of TrainingData.split"):
         data.split(1.0, seed=0)
 
 

@@ -259,7 +259,7 @@ def test_spec_naming_a_missing_model_file_says_paths_are_relative_to_it(tmp_path
 
 def test_spec_std_must_be_three_positive_numbers(tmp_path):
     spec = write_spec(tmp_path / "m.yaml", model="w.safetensors", std=[0.2, 0, 0.2])
-    with pytest.raises(ModelLoadError, match="'std' key of model spec .* must be a list of 3 positive numbers"):
+    with pytest.raises(ModelLoadError, match="'std' parameter of model spec .* must be a list of 3 positive numbers"):
         load_model(str(spec))
 
 

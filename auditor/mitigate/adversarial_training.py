@@ -22,7 +22,6 @@ eps linearly from 0 over that share of training, which helps small models start.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -31,8 +30,9 @@ from torch import Tensor, nn
 
 from auditor.attacks.whitebox import _STEP_FACTOR, NORMS, _direction, _project, pgd
 from auditor.frozen import frozen
-from auditor.mitigate.data import MitigateParameterError
+from auditor.mitigate._checks import POSITIVE, Hinted, at_least
 from auditor.mitigate.loop import Batch, accuracy
+from auditor.validation import Interval, Options, check
 
 __all__ = ["AdversarialTraining"]
 
@@ -51,22 +51,17 @@ class AdversarialTraining:
 
     def __init__(self, eps: float, *, norm: str = "linf", steps: int = 7, trades_beta: float | None = None,
                  eps_warmup: float = 0.0) -> None:
-        if norm not in NORMS:
-            raise MitigateParameterError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-        top = 1.0 if norm == "linf" else math.inf
-        if not _number(eps) or not 0.0 <= eps <= top:
-            raise MitigateParameterError(f"eps must be a number in [0, 1] pixel units for linf (>= 0 for l2), e.g. 8/255; got {eps!r}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise MitigateParameterError(f"steps must be an int >= 1 (PGD steps per batch, e.g. 7); got {steps!r}")
-        if trades_beta is not None and (not _number(trades_beta) or trades_beta <= 0):
-            raise MitigateParameterError(f"trades_beta must be a number > 0 (e.g. 6.0) or None for plain PGD training; got {trades_beta!r}")
-        if not _number(eps_warmup) or not 0.0 <= eps_warmup < 1.0:
-            raise MitigateParameterError(f"eps_warmup must be a share of training in [0, 1), e.g. 0.2; got {eps_warmup!r}")
-        self.eps = float(eps)
-        self.norm = norm
-        self.steps = steps
-        self.trades_beta = None if trades_beta is None else float(trades_beta)
-        self.eps_warmup = float(eps_warmup)
+        caller = "AdversarialTraining"
+        self.norm = check(norm, Options(*NORMS), param="norm", caller=caller)
+        if norm == "linf":
+            budget = Hinted(Interval(float, 0, 1), "pixel units of [0, 1] images, e.g. 8/255")
+        else:
+            budget = Hinted(Interval(float, 0, None), "the perturbation's L2 norm over all pixels")
+        self.eps = check(eps, budget, param="eps", caller=caller)
+        self.steps = check(steps, at_least(1, "PGD steps per batch, e.g. 7"), param="steps", caller=caller)
+        self.trades_beta = check(trades_beta, Hinted(POSITIVE, "e.g. 6.0"), None, param="trades_beta", caller=caller)
+        self.eps_warmup = check(eps_warmup, Hinted(Interval(float, 0, 1, closed="left"), "a share of training, e.g. 0.2"),
+                                param="eps_warmup", caller=caller)
         self.modules: list[nn.Module] = []
 
     def settings(self) -> dict[str, Any]:
@@ -132,6 +127,3 @@ def trades_examples(model: nn.Module, x: Tensor, eps: float, *, norm: str = "lin
             adv = model(x_adv)
     return x_adv.detach(), clean, adv
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

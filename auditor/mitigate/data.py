@@ -3,6 +3,7 @@
 `TrainingData` holds everything in memory on the CPU (the trainer's probes are small: thousands of
 images at the model's input size). `from_probe` reads any probe `probes.open_probe` opens, through
 the same loader and resizing the checks use, so a model is trained on exactly what it is audited on.
+A bad argument raises `auditor.validation.ParameterError` in the one message template.
 """
 from __future__ import annotations
 
@@ -15,18 +16,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from auditor.errors import UsageError
+from auditor.mitigate._checks import Hinted, at_least
+from auditor.validation import Interval, check, invalid
 from probes import Probe, make_loader, open_probe
 
-__all__ = ["MitigateParameterError", "TrainingData", "from_probe"]
+__all__ = ["TrainingData", "from_probe"]
 
 log = logging.getLogger(__name__)
 
 _MISSING_BIAS = {"", "(missing)", "nan", "None"}
-
-
-class MitigateParameterError(UsageError, ValueError):
-    """A bad argument to the trainer: a ValueError, and a UsageError for the CLI's exit 2."""
 
 
 @dataclass
@@ -43,23 +41,24 @@ class TrainingData:
     bias_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        caller = "TrainingData"
         if not isinstance(self.images, Tensor) or self.images.ndim != 4 or self.images.shape[1] != 3:
             shape = tuple(self.images.shape) if isinstance(self.images, Tensor) else type(self.images).__name__
-            raise MitigateParameterError(f"images must be a float tensor (N, 3, H, W) in [0, 1]; got {shape}")
+            raise invalid("images", caller, "a float tensor (N, 3, H, W) in [0, 1]", shape)
         n = self.images.shape[0]
         self.images = self.images.detach().to("cpu", torch.float32)
         if n and (not bool(torch.isfinite(self.images).all()) or float(self.images.min()) < 0 or float(self.images.max()) > 1):
-            raise MitigateParameterError("images must hold pixel values in [0, 1] (normalisation belongs in the model); "
-                             f"got values in [{float(self.images.min()):.3g}, {float(self.images.max()):.3g}]")
+            raise invalid("images", caller, "pixel values in [0, 1] (normalisation belongs in the model)",
+                          (round(float(self.images.min()), 3), round(float(self.images.max()), 3)))
         self.labels = _codes("labels", self.labels, n)
         if self.bias is None:
             if self.bias_names:
-                raise MitigateParameterError("bias_names must be [] when bias is None; pass the bias codes or drop the names")
+                raise invalid("bias_names", caller, "[] when bias is None (pass the bias codes or drop the names)",
+                              self.bias_names)
             return
         self.bias = _codes("bias", self.bias, n)
         if n and int(self.bias.max()) >= len(self.bias_names):
-            raise MitigateParameterError(f"bias_names must name every bias code 0..{int(self.bias.max())}; "
-                             f"got {len(self.bias_names)} name(s)")
+            raise invalid("bias_names", caller, f"a name for every bias code 0..{int(self.bias.max())}", self.bias_names)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -73,8 +72,8 @@ class TrainingData:
         """The rows ``index`` (integer positions, in that order)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long).reshape(-1)
         if idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
-            raise MitigateParameterError(f"index must hold row positions in [0, {len(self) - 1}]; "
-                             f"got values up to {int(idx.max())}")
+            raise invalid("index", "TrainingData.subset", f"row positions in [0, {len(self) - 1}]",
+                          (int(idx.min()), int(idx.max())))
         bias = None if self.bias is None else self.bias[idx]
         return TrainingData(self.images[idx], self.labels[idx], bias, list(self.bias_names))
 
@@ -83,8 +82,9 @@ class TrainingData:
 
         A label with at least two rows keeps at least one on each side; rows keep their order.
         """
-        if isinstance(val_share, bool) or not isinstance(val_share, (int, float)) or not 0.0 < val_share < 1.0:
-            raise MitigateParameterError(f"val_share must be a number strictly between 0 and 1 (e.g. 0.2); got {val_share!r}")
+        caller = "TrainingData.split"
+        val_share = check(val_share, Hinted(Interval(float, 0, 1, closed="neither"), "e.g. 0.2"), param="val_share",
+                          caller=caller)
         gen = torch.Generator().manual_seed(int(seed))
         val_rows: list[Tensor] = []
         for c in torch.unique(self.labels).tolist():
@@ -97,8 +97,8 @@ class TrainingData:
         if val_rows:
             in_val[torch.cat(val_rows)] = True
         if not bool(in_val.any()) or bool(in_val.all()):
-            raise MitigateParameterError(f"val_share={val_share} leaves one side of the split empty for {len(self)} rows; "
-                             f"use more rows or a val_share nearer 0.5")
+            raise invalid("val_share", caller, f"a share that leaves rows on both sides of a split of {len(self)} rows "
+                          "(a val_share nearer 0.5, or more rows)", val_share)
         return self.subset((~in_val).nonzero().squeeze(1)), self.subset(in_val.nonzero().squeeze(1))
 
 
@@ -106,10 +106,10 @@ def _codes(name: str, values: object, n: int) -> Tensor:
     """``values`` as an (n,) long CPU tensor of non-negative codes."""
     t = torch.as_tensor(values)
     if t.ndim != 1 or t.shape[0] != n or t.is_floating_point() or t.dtype == torch.bool:
-        raise MitigateParameterError(f"{name} must be {n} integer codes, one per image; got shape {tuple(t.shape)}, dtype {t.dtype}")
+        raise invalid(name, "TrainingData", f"{n} integer codes, one per image", f"shape {tuple(t.shape)}, dtype {t.dtype}")
     t = t.to("cpu", torch.long)
     if n and int(t.min()) < 0:
-        raise MitigateParameterError(f"{name} must be codes >= 0; got {int(t.min())}")
+        raise invalid(name, "TrainingData", "codes >= 0", int(t.min()))
     return t
 
 
@@ -136,11 +136,11 @@ def from_probe(source: str | Probe, input_size: tuple[int, int], *, target: str 
     annotation (e.g. ``"race"``) coded 0..K-1 in sorted order of its values, rows without a value
     left out; ``limit`` keeps the first ``limit`` rows. Unreadable images are left out (logged).
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise MitigateParameterError(f"limit must be a positive int or None (all rows); got {limit!r}")
+    caller = "from_probe"
+    limit = check(limit, at_least(1, "rows to read"), None, param="limit", caller=caller)
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size)):
-        raise MitigateParameterError(f"input_size must be two positive ints (H, W), e.g. (64, 64); got {input_size!r}")
+        raise invalid("input_size", caller, "two positive ints (H, W), e.g. (64, 64)", input_size)
     if isinstance(source, Probe):  # opened by the caller, with sensitive=bias when a bias is wanted
         probe = source
     else:
@@ -152,10 +152,10 @@ def from_probe(source: str | Probe, input_size: tuple[int, int], *, target: str 
     if bias is not None:
         column = probe.attributes[0]
         if column == probe.target:
-            raise MitigateParameterError(f"bias must name an annotation other than the label {probe.target!r}; pick another column")
+            raise invalid("bias", caller, f"an annotation other than the label {probe.target!r} (pick another column)", bias)
         present, codes, names = _bias_codes(probe.table[column].iloc[rows])
         if not present.any():
-            raise MitigateParameterError(f"bias column {column!r} of {source} has no value in the rows read; pick another column")
+            raise invalid("bias", caller, f"a column of {source} with a value in the rows read (pick another column)", column)
         if not present.all():
             log.warning("%s: %d row(s) without a %s value left out", source, int((~present).sum()), column)
         rows, codes = rows[present], codes[present]
@@ -167,7 +167,7 @@ def from_probe(source: str | Probe, input_size: tuple[int, int], *, target: str 
             images.append(batch.images)
             got.append(batch.indices.numpy())
     if not images:
-        raise MitigateParameterError(f"no image of {source} could be read; check the probe's image files")
+        raise invalid("source", caller, "a probe with readable images (check its image files)", source)
     index = np.concatenate(got)
     labels = torch.as_tensor(probe.table["label"].to_numpy()[index], dtype=torch.long)
     bias_t = None

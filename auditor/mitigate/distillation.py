@@ -20,7 +20,6 @@ not real.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -28,18 +27,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from auditor.frozen import frozen
-from auditor.mitigate.data import MitigateParameterError
+from auditor.mitigate._checks import POSITIVE, Hinted
 from auditor.mitigate.loop import Batch, accuracy
+from auditor.validation import Interval, check, invalid
 
 __all__ = ["Distillation", "TemperatureCrossEntropy", "soft_labels", "train_teacher_at_temperature"]
 
 
-def _check_temperature(temperature: Any) -> float:
-    ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and math.isfinite(temperature)
-    if not ok or temperature <= 0:
-        raise MitigateParameterError(f"temperature must be a finite number > 0 (Papernot et al. use 20-100; 1 is no distillation); "
-                         f"got {temperature!r}")
-    return float(temperature)
+_TEMPERATURE = Hinted(POSITIVE, "Papernot et al. use 20-100; 1 is no distillation")
+_ALPHA = Hinted(Interval(float, 0, 1), "the hard-label share; 0 for pure distillation")
+
+
+def _check_temperature(temperature: Any, caller: str) -> float:
+    return check(temperature, _TEMPERATURE, param="temperature", caller=caller)
 
 
 def soft_labels(logits: Tensor, temperature: float) -> Tensor:
@@ -56,15 +56,16 @@ class TemperatureCrossEntropy:
 
     def __init__(self, model: nn.Module, temperature: float) -> None:
         if not isinstance(model, nn.Module):
-            raise MitigateParameterError(f"model must be the torch.nn.Module to train as the teacher; got {type(model).__name__}")
+            raise invalid("model", "TemperatureCrossEntropy", "the torch.nn.Module to train as the teacher",
+                          type(model).__name__)
         self.model = model
-        self.temperature = _check_temperature(temperature)
+        self.temperature = _check_temperature(temperature, "TemperatureCrossEntropy")
         self.modules: list[nn.Module] = []
 
     def loss(self, model: nn.Module, batch: Batch, progress: float) -> tuple[Tensor, dict[str, float]]:
         if model is not self.model:
-            raise MitigateParameterError("model is not the one this teacher objective was made for; "
-                             "call train_teacher_at_temperature(model, T) with the model fit trains")
+            raise invalid("model", "TemperatureCrossEntropy.loss", "the model this teacher objective was made for "
+                          "(call train_teacher_at_temperature(model, T) with the model fit trains)", type(model).__name__)
         logits = model(batch.x)
         return F.cross_entropy(logits / self.temperature, batch.y), {"accuracy": accuracy(logits, batch.y)}
 
@@ -87,18 +88,16 @@ class Distillation:
 
     def __init__(self, teacher: nn.Module, temperature: float, *, alpha: float = 0.0) -> None:
         if not isinstance(teacher, nn.Module):
-            raise MitigateParameterError(f"teacher must be a trained torch.nn.Module; got {type(teacher).__name__}")
-        ok = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha)
-        if not ok or not 0.0 <= alpha <= 1.0:
-            raise MitigateParameterError(f"alpha must be a number in [0, 1] (the hard-label share; 0 for pure distillation); got {alpha!r}")
+            raise invalid("teacher", "Distillation", "a trained torch.nn.Module", type(teacher).__name__)
         self.teacher = teacher
-        self.temperature = _check_temperature(temperature)
-        self.alpha = float(alpha)
+        self.temperature = _check_temperature(temperature, "Distillation")
+        self.alpha = check(alpha, _ALPHA, param="alpha", caller="Distillation")
         self.modules: list[nn.Module] = []  # the teacher is not trained: not among the modules
 
     def loss(self, model: nn.Module, batch: Batch, progress: float) -> tuple[Tensor, dict[str, float]]:
         if model is self.teacher:
-            raise MitigateParameterError("model must be the student, not the teacher; pass a fresh model to fit")
+            raise invalid("model", "Distillation.loss", "the student, not the teacher (pass a fresh model to fit)",
+                          type(model).__name__)
         t = self.temperature
         self.teacher.to(batch.x.device)
         with frozen(self.teacher), torch.no_grad():

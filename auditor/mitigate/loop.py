@@ -14,7 +14,7 @@ the history and the best weights so far) written atomically; ``resume=True`` con
 ends with the same weights as an uninterrupted run.
 
 A last batch of a single image is skipped for that epoch (batch norm cannot train on one image);
-the next epoch's shuffle gives it another place.
+the next epoch's shuffle gives it another place. A bad argument raises `auditor.validation.ParameterError`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ from torch import Tensor, nn
 from auditor.atomic import atomic_write_bytes
 from auditor.errors import AuditCancelled
 from auditor.frozen import frozen
-from auditor.mitigate.data import MitigateParameterError, TrainingData
+from auditor.mitigate._checks import POSITIVE, Hinted, at_least
+from auditor.mitigate.data import TrainingData
+from auditor.validation import Instance, Interval, Options, ParameterError, check_params, invalid
 
 __all__ = ["CHECKPOINT_NAME", "Batch", "CrossEntropy", "FitResult", "Objective", "accuracy", "evaluate_accuracy", "fit"]
 
@@ -122,53 +124,51 @@ def accuracy(logits: Tensor, y: Tensor) -> float:
 # Argument checks
 
 
-def _check_int(name: str, value: Any, minimum: int, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MitigateParameterError(f"{name} must be an int >= {minimum} ({hint}); got {value!r}")
-    return value
+_FIT = "fit"
+_FIT_PARAMS = {
+    "epochs": (at_least(1, "passes over the training data"),),
+    "batch_size": (at_least(1, "images per step"),),
+    "lr": (Hinted(POSITIVE, "Adam's learning rate, e.g. 1e-3"),),
+    "weight_decay": (Hinted(Interval(float, 0, None), "Adam's L2 penalty, e.g. 0 or 1e-4"),),
+    "seed": (at_least(0, "the training seed"),),
+    "patience": (at_least(1, "epochs without a better val accuracy before stopping"), None),
+    "keep": (Hinted(Options("best", "last"), "the best val epoch's weights, or the last epoch's"),),
+    "resume": (Instance(bool),),
+}
 
 
-def _check_float(name: str, value: Any, positive: bool, hint: str) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        raise MitigateParameterError(f"{name} must be a finite number {'> 0' if positive else '>= 0'} ({hint}); got {value!r}")
-    return float(value)
+def _check_data(model: Any, objective: Any, train: Any, val: Any) -> None:
+    """The model, the objective and the data: checks written as code (the value shown is a type or a size)."""
+    if not isinstance(model, nn.Module):
+        raise invalid("model", _FIT, "a torch.nn.Module (load_model(spec).module)", type(model).__name__)
+    if not isinstance(objective, Objective):
+        raise invalid("objective", _FIT, "an object with .modules and .loss(model, batch, progress), e.g. CrossEntropy()",
+                      type(objective).__name__)
+    if not isinstance(train, TrainingData) or len(train) < 2:
+        raise invalid("train", _FIT, "TrainingData with at least 2 images (mitigate.data.from_probe)",
+                      f"{len(train)} image(s)" if isinstance(train, TrainingData) else type(train).__name__)
+    if val is not None and (not isinstance(val, TrainingData) or len(val) == 0):
+        raise invalid("val", _FIT, "non-empty TrainingData or None (TrainingData.split gives one)",
+                      "no images" if isinstance(val, TrainingData) else type(val).__name__)
+    if val is not None and tuple(val.images.shape[1:]) != tuple(train.images.shape[1:]):
+        raise invalid("val", _FIT, f"TrainingData with the train images' shape {tuple(train.images.shape[1:])}",
+                      tuple(val.images.shape[1:]))
 
 
 def _check_args(model: Any, objective: Any, train: Any, val: Any, epochs: Any, batch_size: Any, lr: Any,
                 weight_decay: Any, seed: Any, checkpoint_dir: Any, resume: Any, patience: Any, keep: Any) -> _Config:
-    if not isinstance(model, nn.Module):
-        raise MitigateParameterError(f"model must be a torch.nn.Module (load_model(spec).module); got {type(model).__name__}")
-    if not isinstance(objective, Objective):
-        raise MitigateParameterError(f"objective must have .modules and .loss(model, batch, progress), e.g. CrossEntropy(); "
-                         f"got {type(objective).__name__}")
-    if not isinstance(train, TrainingData) or len(train) < 2:
-        raise MitigateParameterError(f"train must be TrainingData with at least 2 images (mitigate.data.from_probe); got "
-                         f"{len(train) if isinstance(train, TrainingData) else type(train).__name__}")
-    if val is not None and (not isinstance(val, TrainingData) or len(val) == 0):
-        raise MitigateParameterError("val must be non-empty TrainingData or None (TrainingData.split gives one)")
-    if val is not None and tuple(val.images.shape[1:]) != tuple(train.images.shape[1:]):
-        raise MitigateParameterError(f"val images must have the train images' shape {tuple(train.images.shape[1:])}; "
-                         f"got {tuple(val.images.shape[1:])}")
-    if keep not in ("best", "last"):
-        raise MitigateParameterError(f"keep must be 'best' (the best val epoch's weights) or 'last'; got {keep!r}")
-    if patience is not None:
-        if keep == "last":
-            raise MitigateParameterError("patience stops on val accuracy, which keep='last' ignores; pass patience=None")
-        _check_int("patience", patience, 1, "epochs without a better val accuracy before stopping")
-        if val is None:
-            raise MitigateParameterError("patience needs val data to watch; pass val= or patience=None")
+    _check_data(model, objective, train, val)
+    p = check_params({"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+                      "patience": patience, "keep": keep, "resume": resume}, _FIT_PARAMS, _FIT)
+    if patience is not None and keep == "last":
+        raise invalid("patience", _FIT, "None with keep='last' (patience stops on val accuracy, which keep='last' ignores)",
+                      patience)
+    if patience is not None and val is None:
+        raise invalid("patience", _FIT, "None without val (patience needs val data to watch: pass val=)", patience)
     if resume and checkpoint_dir is None:
-        raise MitigateParameterError("resume=True needs checkpoint_dir (the folder holding last.pt)")
-    return _Config(
-        epochs=_check_int("epochs", epochs, 1, "passes over the training data"),
-        batch_size=_check_int("batch_size", batch_size, 1, "images per step"),
-        lr=_check_float("lr", lr, True, "Adam's learning rate, e.g. 1e-3"),
-        weight_decay=_check_float("weight_decay", weight_decay, False, "Adam's L2 penalty, e.g. 0 or 1e-4"),
-        seed=_check_int("seed", seed, 0, "the training seed"),
-        patience=patience,
-        keep=keep,
-    )
+        raise invalid("resume", _FIT, "False without checkpoint_dir (resume reads last.pt from checkpoint_dir)", resume)
+    return _Config(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], weight_decay=p["weight_decay"],
+                   seed=p["seed"], patience=p["patience"], keep=p["keep"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +185,8 @@ def _params(model: nn.Module, modules: list[nn.Module]) -> list[nn.Parameter]:
                 seen.add(id(p))
                 out.append(p)
     if not out:
-        raise MitigateParameterError("model has no trainable parameter (requires_grad); unfreeze the layers to train")
+        raise invalid("model", _FIT, "a model with a trainable parameter (requires_grad; unfreeze the layers to train)",
+                      type(model).__name__)
     return out
 
 
@@ -209,10 +210,10 @@ def _check_model_fits(model: nn.Module, train: TrainingData, device: torch.devic
         out = model(train.images[:1].to(device))
     if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != 1 or out.shape[1] < 2:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise MitigateParameterError(f"model must map images (N, 3, H, W) to logits (N, C) with C >= 2; got {shape}")
+        raise invalid("model", _FIT, "a model mapping images (N, 3, H, W) to logits (N, C) with C >= 2", shape)
     if int(train.labels.max()) >= out.shape[1]:
-        raise MitigateParameterError(f"train labels go up to {int(train.labels.max())} but the model has {out.shape[1]} classes; "
-                         f"pass a model with a class per label or relabel the data")
+        raise ParameterError(f"train labels go up to {int(train.labels.max())} but the model has {out.shape[1]} classes; "
+                             f"pass a model with a class per label or relabel the data")
 
 
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[Tensor]:
@@ -280,7 +281,7 @@ def _train_epoch(model: nn.Module, objective: Objective, optimizer: torch.optim.
         share = (epoch + k / len(chunks)) / cfg.epochs
         loss, logs = objective.loss(model, batch, share)
         if not torch.isfinite(loss):
-            raise MitigateParameterError(f"lr={cfg.lr} gave a non-finite loss at epoch {epoch + 1}, batch {k + 1}; lower lr")
+            raise ParameterError(f"lr={cfg.lr} gave a non-finite loss at epoch {epoch + 1}, batch {k + 1}; lower lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -344,19 +345,19 @@ def _load(path: Path, model: nn.Module, objective: Objective, optimizer: torch.o
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged or foreign file
-        raise MitigateParameterError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}); delete it or pass resume=False") from None
+        raise ParameterError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}); delete it or pass resume=False") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise MitigateParameterError(f"checkpoint {path} is not a mitigate checkpoint; delete it or pass resume=False")
+        raise ParameterError(f"checkpoint {path} is not a mitigate checkpoint; delete it or pass resume=False")
     for name, value in signature.items():
         if payload["signature"].get(name) != value:
-            raise MitigateParameterError(f"{name}={value!r} differs from the checkpoint's {payload['signature'].get(name)!r}; "
-                             f"pass the run's arguments again or resume=False")
+            raise ParameterError(f"{name}={value!r} differs from the checkpoint's {payload['signature'].get(name)!r}; "
+                                 f"pass the run's arguments again or resume=False")
     try:
         _load_weights(model, objective.modules, payload["weights"])
         optimizer.load_state_dict(payload["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise MitigateParameterError(f"checkpoint {path} does not fit this model or objective ({str(exc).splitlines()[0]}); "
-                         f"pass the same model or resume=False") from None
+        raise ParameterError(f"checkpoint {path} does not fit this model or objective ({str(exc).splitlines()[0]}); "
+                             f"pass the same model or resume=False") from None
     _set_rng_state(payload["rng"], device)
     return _State(epoch=int(payload["epoch"]), history=list(payload["history"]), best_epoch=int(payload["best_epoch"]),
                   best_score=float(payload["best_score"]), best_weights=payload["best_weights"],

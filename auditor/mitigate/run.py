@@ -12,11 +12,15 @@ import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
+from auditor.api import BUDGETS, FORMATS, ModelOptions, split_list
 from auditor.errors import UsageError
+from auditor.mitigate._checks import POSITIVE
 from auditor.mitigate.overlap import image_overlap, overlap_warning
 from auditor.models import use_threads
+from auditor.validation import Instance, Interval, Options, check
+from auditor.validation import check_params as check_declared  # check_params is also a field here
 
 __all__ = ["METHODS", "MitigateConfig", "MitigateOutcome", "run_mitigation"]
 
@@ -25,24 +29,35 @@ log = logging.getLogger(__name__)
 METHODS = ("adversarial-debiasing", "adversarial-training", "distillation")
 SCHEDULES = ("constant", "linear", "dann")
 
+_TEXT = Instance(str)
+_PATH = Instance((str, Path), "a str or a Path")
+_FLAG = Instance(bool)
+_SHARE = Interval(float, 0, 1, closed="neither")
+_PARAMS = {  # the fields MitigateConfig adds to ModelOptions' model flags, declared
+    "method": (Options(*METHODS),), "model": (_PATH,), "train": (_PATH,), "bias": (_TEXT,), "val_share": (_SHARE,),
+    "epochs": (Interval(int, 1),), "batch_size": (Interval(int, 1),), "lr": (POSITIVE,),
+    "patience": (Interval(int, 1), None), "keep": (Options("best", "last"), None), "seed": (Interval(int, 0),),
+    "device": (_TEXT,), "strength": (Interval(float, 0, None),), "debias_mode": (Options("reversal", "confusion"),),
+    "schedule": (Options(*SCHEDULES),), "layer": (_TEXT, None), "steps": (Interval(int, 1),),
+    "norm": (Options("linf", "l2"),), "trades_beta": (POSITIVE, None), "temperature": (POSITIVE,),
+    "alpha": (Interval(float, 0, 1),), "probe": (_PATH,),
+    "check_params": (Instance(dict, "a dict of {'CHECK': {'PARAM': value}}"),), "budget": (Options(*BUDGETS),),
+    "policy": (_PATH, None), "out_dir": (_PATH,), "force": (_FLAG,), "resume": (_FLAG,), "command": (_TEXT,),
+    "threads": (Interval(int, 1), None),
+}
+
 
 @dataclass
-class MitigateConfig:
-    """Everything one mitigation needs; mirrors `auditor mitigate`'s options."""
+class MitigateConfig(ModelOptions):
+    """Everything one mitigation needs; mirrors `auditor mitigate`'s options. The model flags (``arch`` ...
+    ``target``) are `ModelOptions`'; lists may be comma strings. A bad value raises
+    `auditor.validation.ParameterError` (a `UsageError`: exit 2) when the config is built."""
+
+    CALLER: ClassVar[str] = "mitigate"
 
     method: str
     model: str
     train: str = "synth:faces:n=2000,seed=1"
-    arch: str | None = None
-    weights: str | None = None
-    num_classes: int | None = None
-    classes: Sequence[str] | None = None
-    positive_class: str | int | None = None
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
-    input_size: int | Sequence[int] | None = None
-    trust_pickle: bool = False
-    target: str | None = None
     bias: str = "race"
     val_share: float = 0.2
     epochs: int = 5
@@ -75,6 +90,20 @@ class MitigateConfig:
     threads: int | None = None
     """CPU threads for torch, training and both audits (None: torch's default)."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        caller = self.CALLER
+        for name, value in check_declared({name: getattr(self, name) for name in _PARAMS}, _PARAMS, caller).items():
+            setattr(self, name, value)
+        budget = Interval(float, 0, 1, closed="right") if self.norm == "linf" else POSITIVE  # linf: pixel units of [0, 1]
+        self.eps = check(self.eps, budget, param="eps", caller=caller)
+        for name in ("model", "train", "probe", "policy"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
+        self.checks = split_list(self.checks, "checks", caller=caller)
+        self.formats = [check(f, Options(*FORMATS), param="formats", caller=caller)
+                        for f in split_list(self.formats, "formats", caller=caller) or []]
+
 
 @dataclass
 class MitigateOutcome:
@@ -83,25 +112,6 @@ class MitigateOutcome:
     paths: dict[str, Path]
     history: list[dict[str, float]]
     exit_code: int
-
-
-def _validate(cfg: MitigateConfig) -> None:
-    if cfg.method not in METHODS:
-        raise UsageError(f"the mitigation must be one of {', '.join(METHODS)}; got {cfg.method!r}")
-    if cfg.schedule not in SCHEDULES:
-        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {cfg.schedule!r}")
-    if cfg.debias_mode not in ("reversal", "confusion"):
-        raise UsageError(f"--debias-mode must be reversal or confusion; got {cfg.debias_mode!r}")
-    if cfg.keep not in (None, "best", "last"):
-        raise UsageError(f"--keep must be best or last; got {cfg.keep!r}")
-    if cfg.norm not in ("linf", "l2"):
-        raise UsageError(f"--norm must be linf or l2; got {cfg.norm!r}")
-    checks = [("--epochs", cfg.epochs >= 1), ("--batch-size", cfg.batch_size >= 1), ("--lr", cfg.lr > 0),
-              ("--val-share", 0 < cfg.val_share < 1), ("--strength", cfg.strength >= 0), ("--eps", cfg.eps > 0),
-              ("--steps", cfg.steps >= 1), ("--temperature", cfg.temperature > 0), ("--alpha", 0 <= cfg.alpha <= 1)]
-    for flag, ok in checks:
-        if not ok:
-            raise UsageError(f"{flag} is out of range: {getattr(cfg, flag[2:].replace('-', '_'))!r}; see `auditor mitigate --help`")
 
 
 def _settings(cfg: MitigateConfig) -> dict[str, Any]:
@@ -160,16 +170,15 @@ def _model_and_data(cfg: MitigateConfig, device: Any) -> tuple[Any, Any]:
     import numpy as np
     import torch
 
-    from auditor.api import declared_from, resolve_classes
+    from auditor.api import resolve_classes
     from auditor.mitigate.data import from_probe
     from auditor.mitigate.export import require_trainable
-    from auditor.models import check_model_output, load_model
+    from auditor.models import check_model_output
     from auditor.preflight import verify_classes, verify_preprocessing
     from probes import make_loader, open_probe
     from probes.loader import probe_image_size
 
-    loaded = load_model(cfg.model, arch=cfg.arch, weights=cfg.weights, num_classes=cfg.num_classes,
-                        trust_pickle=cfg.trust_pickle, device=device, declared=declared_from(cfg))
+    loaded = cfg.load_model(cfg.model, device)
     require_trainable(loaded)
     bias = cfg.bias if cfg.method == "adversarial-debiasing" else None
     probe = open_probe(cfg.train, target=cfg.target, sensitive=bias, class_names=loaded.class_names)
@@ -217,7 +226,6 @@ def run_mitigation(cfg: MitigateConfig, progress: Callable[[str, int, int], None
     from auditor.mitigate.loop import fit
     from auditor.models import resolve_device
 
-    _validate(cfg)
     use_threads(cfg.threads)  # before any work
     out = Path(cfg.out_dir)
     if (out / "model" / "model.yaml").exists() and not (cfg.force or cfg.resume):

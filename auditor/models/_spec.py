@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from auditor.errors import ModelLoadError
+from auditor.validation import message
 
 __all__ = ["ModelSpec", "SPEC_KEYS", "load_spec", "is_spec_path"]
 
@@ -61,8 +62,9 @@ def is_spec_path(source: str) -> bool:
     return Path(source).suffix.lower() in SPEC_SUFFIXES
 
 
-def _bad(path: Path, key: str, constraint: str, value: Any) -> ModelLoadError:
-    return ModelLoadError(f"The {key!r} key of model spec {path} must be {constraint}. Got {value!r} instead.")
+def _invalid(path: Path, key: str, constraint: str, value: Any) -> ModelLoadError:
+    """A bad ``key`` of the spec at ``path``: the one message template, raised as `ModelLoadError` (its own exit code)."""
+    return ModelLoadError(message(key, f"model spec {path}", constraint, value))
 
 
 def _is_number(v: Any) -> bool:
@@ -72,7 +74,7 @@ def _is_number(v: Any) -> bool:
 def _opt_str(path: Path, raw: dict[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is not None and not (isinstance(value, str) and value.strip()):
-        raise _bad(path, key, "a non-empty string", value)
+        raise _invalid(path, key, "a non-empty string", value)
     return value
 
 
@@ -84,7 +86,7 @@ def _triple(path: Path, raw: dict[str, Any], key: str, positive: bool) -> tuple[
     if ok and positive:
         ok = all(v > 0 for v in value)
     if not ok:
-        raise _bad(path, key, "a list of 3 " + ("positive numbers" if positive else "numbers"), value)
+        raise _invalid(path, key, "a list of 3 " + ("positive numbers" if positive else "numbers"), value)
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
@@ -101,12 +103,12 @@ def _positive_class(path: Path, value: Any, classes: list[str] | None, n: int | 
         return None
     if isinstance(value, str):
         if classes is None or value not in classes:
-            raise _bad(path, "positive_class", f"one of the names in 'classes' ({classes}) or a class index", value)
+            raise _invalid(path, "positive_class", f"one of the names in 'classes' ({classes}) or a class index", value)
         return classes.index(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0 and (n is None or value < n):
         return value
     limit = f" below {n}" if n is not None else ""
-    raise _bad(path, "positive_class", f"a class name or an index >= 0{limit}", value)
+    raise _invalid(path, "positive_class", f"a class name or an index >= 0{limit}", value)
 
 
 def load_spec(source: str | Path) -> ModelSpec:
@@ -128,18 +130,18 @@ def load_spec(source: str | Path) -> ModelSpec:
         )
     model = raw.get("model")
     if not (isinstance(model, str) and model.strip()):
-        raise _bad(path, "model", "a model file path (relative to the spec) or torchvision:NAME", model)
+        raise _invalid(path, "model", "a model file path (relative to the spec) or torchvision:NAME", model)
     if is_spec_path(model):
-        raise _bad(path, "model", "a model file, not another spec", model)
+        raise _invalid(path, "model", "a model file, not another spec", model)
     arch_kwargs = raw.get("arch_kwargs") or {}
     if not (isinstance(arch_kwargs, dict) and all(isinstance(k, str) for k in arch_kwargs)):
-        raise _bad(path, "arch_kwargs", "a mapping of keyword arguments for the architecture's factory", arch_kwargs)
+        raise _invalid(path, "arch_kwargs", "a mapping of keyword arguments for the architecture's factory", arch_kwargs)
     size = raw.get("input_size")
     if size is not None and not (
         isinstance(size, list) and len(size) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
     ):
-        raise _bad(path, "input_size", "a list [H, W] of 2 positive integers", size)
+        raise _invalid(path, "input_size", "a list [H, W] of 2 positive integers", size)
     classes = raw.get("classes")
     boolean_check = (("classes", classes if isinstance(classes, list) else []), ("positive_class", [raw.get("positive_class")]))
     for key, value in boolean_check:
@@ -154,12 +156,12 @@ def load_spec(source: str | Path) -> ModelSpec:
         isinstance(classes, list) and len(classes) >= 2
         and all(isinstance(c, str) and c for c in classes) and len(set(classes)) == len(classes)
     ):
-        raise _bad(path, "classes", "a list of at least 2 distinct non-empty class names", classes)
+        raise _invalid(path, "classes", "a list of at least 2 distinct non-empty class names", classes)
     n = raw.get("num_classes")
     if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-        raise _bad(path, "num_classes", "a positive integer", n)
+        raise _invalid(path, "num_classes", "a positive integer", n)
     if n is not None and classes is not None and n != len(classes) and not (n == 1 and len(classes) == 2):
-        raise _bad(path, "num_classes", f"the number of names in 'classes' ({len(classes)})", n)
+        raise _invalid(path, "num_classes", f"the number of names in 'classes' ({len(classes)})", n)
     n_known = len(classes) if classes is not None else (max(n, 2) if n is not None else None)
     weights = _opt_str(path, raw, "weights")
     return ModelSpec(

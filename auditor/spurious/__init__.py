@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "GAMES", "OPERATORS", "MaskParameterError", "MaskResult", "apply_stack", "blur", "blur_pyramid",
+    "GAMES", "OPERATORS", "MaskResult", "apply_stack", "blur", "blur_pyramid",
     "curve_area", "deletion_score", "fill", "insertion_score", "learn_masks", "perturbation_stack", "perturbed",
     "saliency_curve",
 ]
@@ -19,7 +19,7 @@ OPERATORS = ("blur", "pyramid", "fill")
 (Fong et al. 2019); ``fill``: a constant image (mid-grey or a dataset mean), removes colour too."""
 
 _HOME = {  # public name -> the module that defines it, imported on first use (it needs torch)
-    **dict.fromkeys(("GAMES", "MaskParameterError", "MaskResult", "curve_area", "deletion_score", "insertion_score",
+    **dict.fromkeys(("GAMES", "MaskResult", "curve_area", "deletion_score", "insertion_score",
                      "learn_masks", "saliency_curve"), "masks"),
     **dict.fromkeys(("apply_stack", "blur", "blur_pyramid", "fill", "perturbation_stack", "perturbed"), "perturb"),
 }

@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from auditor.errors import AuditCancelled, UsageError
+from auditor.errors import AuditCancelled
 from auditor.frozen import frozen
 from auditor.spurious.perturb import OPERATORS, apply_stack, blur, perturbation_stack
+from auditor.validation import Interval, Options, check, invalid
 
-__all__ = ["GAMES", "MaskParameterError", "MaskResult", "curve_area", "deletion_score", "insertion_score", "learn_masks",
+__all__ = ["GAMES", "MaskResult", "curve_area", "deletion_score", "insertion_score", "learn_masks",
            "saliency_curve"]
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,8 @@ GAMES = ("deletion", "preservation")
 _RANK_LEVELS = 1000.0  # the rank target sees mask values to 1e-3: float noise cannot reorder them
 
 
-class MaskParameterError(UsageError, ValueError):
-    """A bad argument to the mask functions (a ValueError, and a UsageError for the CLI's exit 2)."""
-
-
-def _bad(param: str, caller: str, constraint: str, value: Any) -> MaskParameterError:
-    return MaskParameterError(f"The {param!r} parameter of {caller} must be {constraint}. Got {value!r} instead.")
+_STEPS = Interval(int, 1)
+_WEIGHT = Interval(float, 0, None)
 
 
 @dataclass
@@ -196,23 +193,34 @@ def _learn_chunk(model: Callable[[Tensor], Tensor], x: Tensor, targets: Tensor, 
     return evidence, p_masked, p_orig
 
 
+def _fractions(areas: Any, caller: str) -> tuple[float, ...]:
+    """``areas`` as a non-empty tuple of fractions in (0, 1), else `ParameterError`."""
+    try:
+        fractions = tuple(float(a) for a in areas)
+    except (TypeError, ValueError):
+        fractions = ()
+    if not fractions or any(not 0.0 < a < 1.0 for a in fractions):
+        raise invalid("areas", caller, "None or a non-empty sequence of fractions in (0, 1)", areas)
+    return fractions
+
+
 def _check_inputs(model: Callable[[Tensor], Tensor], images: Any, targets: Any, caller: str) -> tuple[Tensor, Tensor, int]:
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise _bad("images", caller, "a float tensor (N, 3, H, W) in [0, 1]", shape)
+        raise invalid("images", caller, "a float tensor (N, 3, H, W) in [0, 1]", shape)
     if images.shape[0] == 0:
-        raise _bad("images", caller, "a non-empty batch", tuple(images.shape))
+        raise invalid("images", caller, "a non-empty batch", tuple(images.shape))
     if not bool(torch.isfinite(images).all()) or float(images.min()) < 0.0 or float(images.max()) > 1.0:
-        raise _bad("images", caller, "finite values in [0, 1] (normalisation belongs in the model wrapper)",
+        raise invalid("images", caller, "finite values in [0, 1] (normalisation belongs in the model wrapper)",
                    (float(images.min()), float(images.max())))
     targets = torch.as_tensor(targets)
     if targets.ndim != 1 or targets.shape[0] != images.shape[0] or targets.is_floating_point():
-        raise _bad("targets", caller, f"an integer tensor of shape ({images.shape[0]},)", tuple(targets.shape))
+        raise invalid("targets", caller, f"an integer tensor of shape ({images.shape[0]},)", tuple(targets.shape))
     with torch.no_grad():
         logits = model(images[:1])
     n_classes = max(2, int(logits.shape[-1]))
     if int(targets.min()) < 0 or int(targets.max()) >= n_classes:
-        raise _bad("targets", caller, f"class indices in [0, {n_classes - 1}]", targets.tolist()[:10])
+        raise invalid("targets", caller, f"class indices in [0, {n_classes - 1}]", targets.tolist()[:10])
     return images, targets.long().to(images.device), n_classes
 
 
@@ -264,22 +272,16 @@ def learn_masks(
     asked before each chunk and after each step.
     """
     caller = "learn_masks"
-    if game not in GAMES:
-        raise _bad("game", caller, f"one of {GAMES}", game)
-    if operator not in OPERATORS:
-        raise _bad("operator", caller, f"one of {OPERATORS}", operator)
+    check(game, Options(*GAMES), param="game", caller=caller)
+    check(operator, Options(*OPERATORS), param="operator", caller=caller)
     if areas is not None:
-        areas = tuple(float(a) for a in areas)
-        if not areas or any(not 0.0 < a < 1.0 for a in areas):
-            raise _bad("areas", caller, "None or a non-empty sequence of fractions in (0, 1)", areas)
-    if not isinstance(steps, int) or steps < 1:
-        raise _bad("steps", caller, "an int >= 1", steps)
-    if not lr > 0:
-        raise _bad("lr", caller, "a float > 0", lr)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise _bad("batch_size", caller, "an int >= 1", batch_size)
-    if tv_weight < 0 or (area_weight is not None and area_weight < 0):
-        raise _bad("tv_weight" if tv_weight < 0 else "area_weight", caller, "a float >= 0", min(tv_weight, area_weight or 0))
+        areas = _fractions(areas, caller)
+    check(steps, _STEPS, param="steps", caller=caller)
+    lr = check(lr, Interval(float, 0, None, closed="neither"), param="lr", caller=caller)
+    check(batch_size, Interval(int, 1), param="batch_size", caller=caller)
+    tv_weight = check(tv_weight, _WEIGHT, param="tv_weight", caller=caller)
+    area_weight = check(area_weight, _WEIGHT, None, param="area_weight", caller=caller)
+    jitter = check(jitter, Interval(int, 0), None, param="jitter", caller=caller)
     dev = torch.device(device) if device is not None else (images.device if isinstance(images, Tensor) else torch.device("cpu"))
     with frozen(model):
         images_in = images.to(dev) if isinstance(images, Tensor) else images
@@ -288,11 +290,9 @@ def learn_masks(
         if mask_size is None:
             mask_size = (min(h, 28, max(8, math.ceil(h / 8))), min(w, 28, max(8, math.ceil(w / 8))))
         if len(mask_size) != 2 or not all(isinstance(s, int) and 2 <= s for s in mask_size) or mask_size[0] > h or mask_size[1] > w:
-            raise _bad("mask_size", caller, f"None or two ints in [2, {h}] x [2, {w}]", mask_size)
+            raise invalid("mask_size", caller, f"None or two ints in [2, {h}] x [2, {w}]", mask_size)
         if jitter is None:
             jitter = round(min(h, w) / 56)
-        if not isinstance(jitter, int) or jitter < 0:
-            raise _bad("jitter", caller, "None or an int >= 0", jitter)
         if area_weight is None:
             area_weight = 1.0 if areas is None else 30.0
         cfg = _Config(game, areas, operator, steps, float(lr), (int(mask_size[0]), int(mask_size[1])), float(tv_weight),
@@ -363,21 +363,18 @@ def saliency_curve(
     insertion starts from the fully perturbed image and puts the top fraction back. Model left as found.
     """
     caller = _caller
-    if game not in ("deletion", "insertion"):
-        raise _bad("game", caller, "'deletion' or 'insertion'", game)
-    if operator not in OPERATORS:
-        raise _bad("operator", caller, f"one of {OPERATORS}", operator)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise _bad("steps", caller, "an int >= 1", steps)
+    check(game, Options("deletion", "insertion"), param="game", caller=caller)
+    check(operator, Options(*OPERATORS), param="operator", caller=caller)
+    check(steps, _STEPS, param="steps", caller=caller)
     with frozen(model):
         images, targets_t, _ = _check_inputs(model, images, targets, caller)
         n, _, h, w = images.shape
         sal = saliency.reshape(n, -1) if isinstance(saliency, Tensor) and saliency.numel() == n * h * w else None
         if sal is None:
             shape = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
-            raise _bad("saliency", caller, f"a tensor ({n}, {h}, {w}) or ({n}, 1, {h}, {w})", shape)
+            raise invalid("saliency", caller, f"a tensor ({n}, {h}, {w}) or ({n}, 1, {h}, {w})", shape)
         if not bool(torch.isfinite(sal).all()):
-            raise _bad("saliency", caller, "finite values (replace NaN/inf before scoring)", "non-finite values")
+            raise invalid("saliency", caller, "finite values (replace NaN/inf before scoring)", "non-finite values")
         order = torch.argsort(sal.to(images.device).double(), dim=1, descending=True, stable=True)
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(h * w, device=images.device).expand(n, -1).contiguous())
