@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from auditor.errors import UsageError
 
 __all__ = [
-    "Closed", "ParameterError", "Constraint", "Interval", "Options", "Instance", "Satisfies",
+    "Closed", "ParameterError", "Constraint", "Interval", "Options", "Instance", "Satisfies", "Hinted",
     "check", "check_params", "reject_unknown", "describe", "invalid", "message",
 ]
 
@@ -178,6 +178,23 @@ class Satisfies(Constraint):
 
     def describe(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class Hinted(Constraint):
+    """``constraint`` with a hint after its description: "an int >= 1 (passes over the training data)"."""
+
+    constraint: Constraint
+    hint: str
+
+    def accepts(self, value: Any) -> bool:
+        return self.constraint.accepts(value)
+
+    def coerce(self, value: Any) -> Any:
+        return self.constraint.coerce(value)
+
+    def describe(self) -> str:
+        return f"{self.constraint.describe()} ({self.hint})"
 
 
 def describe(constraints: Sequence[Constraint | None]) -> str:

@@ -7,32 +7,12 @@ template, with a hint where a number needs one::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from auditor.validation import Hinted, Interval
 
-from auditor.validation import Constraint, Interval
-
-__all__ = ["POSITIVE", "Hinted", "at_least"]
+__all__ = ["POSITIVE", "at_least"]
 
 POSITIVE = Interval(float, 0, None, closed="neither")
 """A finite float > 0 (a learning rate, a temperature)."""
-
-
-@dataclass(frozen=True)
-class Hinted(Constraint):
-    """``constraint`` with a hint after its description: "an int >= 1 (passes over the training data)"."""
-
-    constraint: Constraint
-    hint: str
-
-    def accepts(self, value: Any) -> bool:
-        return self.constraint.accepts(value)
-
-    def coerce(self, value: Any) -> Any:
-        return self.constraint.coerce(value)
-
-    def describe(self) -> str:
-        return f"{self.constraint.describe()} ({self.hint})"
 
 
 def at_least(minimum: int, hint: str) -> Hinted:

@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 from auditor.attacks.whitebox import _STEP_FACTOR, NORMS, _direction, _project, pgd
 from auditor.frozen import frozen
-from auditor.mitigate._checks import POSITIVE, Hinted, at_least
+from auditor.mitigate._checks import POSITIVE, at_least
 from auditor.mitigate.loop import Batch, accuracy
-from auditor.validation import Interval, Options, check
+from auditor.validation import Hinted, Interval, Options, check
 
 __all__ = ["AdversarialTraining"]
 

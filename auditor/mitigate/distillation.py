@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from auditor.frozen import frozen
-from auditor.mitigate._checks import POSITIVE, Hinted
+from auditor.mitigate._checks import POSITIVE
 from auditor.mitigate.loop import Batch, accuracy
-from auditor.validation import Interval, check, invalid
+from auditor.validation import Hinted, Interval, check, invalid
 
 __all__ = ["Distillation", "TemperatureCrossEntropy", "soft_labels", "train_teacher_at_temperature"]
 

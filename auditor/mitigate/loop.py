@@ -33,9 +33,9 @@ from torch import Tensor, nn
 from auditor.atomic import atomic_write_bytes
 from auditor.errors import AuditCancelled
 from auditor.frozen import frozen
-from auditor.mitigate._checks import POSITIVE, Hinted, at_least
+from auditor.mitigate._checks import POSITIVE, at_least
 from auditor.mitigate.data import TrainingData
-from auditor.validation import Instance, Interval, Options, ParameterError, check_params, invalid
+from auditor.validation import Hinted, Instance, Interval, Options, ParameterError, check_params, invalid
 
 __all__ = ["CHECKPOINT_NAME", "Batch", "CrossEntropy", "FitResult", "Objective", "accuracy", "evaluate_accuracy", "fit"]
 
