@@ -247,6 +247,21 @@ def test_missing_value_makes_the_verdict_inconclusive(tmp_path):
     assert _by_id(out)["dp[race]"]["reason"] == "fewer than two groups with at least 30 samples"
 
 
+def test_metric_nodes_are_read_as_metric_entries(tmp_path):
+    """Read by results.MetricEntry: a bare number is a value, an interval is read low to high, and a value
+    that is not a finite number is no value (insufficient_data, never a fail on NaN)."""
+    pol = load_policy(_write(tmp_path, GOOD))
+    res = _results(0.85)
+    race = res["checks"]["group_metrics"]["metrics"]["race"]
+    race["selection_rate_ratio"] = node(0.85, [0.9, 0.82])
+    assert _by_id(evaluate_policy(pol, res))["dp[race]"]["ci"] == [0.82, 0.9]
+    race["selection_rate_ratio"] = 0.7
+    assert _by_id(evaluate_policy(pol, res))["dp[race]"]["result"] == "fail"
+    race["selection_rate_ratio"] = node(float("nan"), [0.1, 0.2])
+    entry = _by_id(evaluate_policy(pol, res))["dp[race]"]
+    assert (entry["result"], entry["value"], entry["ci"], entry["reason"]) == (
+        "insufficient_data", None, None, "no value (not enough data)")
+
 def test_a_pass_that_left_small_groups_out_stays_a_pass_with_a_note_and_a_fail_stays_a_fail(tmp_path):
     res = _results(0.85)
     race = res["checks"]["group_metrics"]["metrics"]["race"]

@@ -22,6 +22,7 @@ from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
 from auditor.errors import UsageError
+from auditor.results import metric, no_metric
 from auditor.validation import Satisfies
 
 if TYPE_CHECKING:
@@ -199,8 +200,8 @@ class Attacks(Check):
             overall["robust_accuracy"] = _none("no white-box attack could run (no input gradient)")
             overall["attack_success_rate"] = _none("no white-box attack could run (no input gradient)")
         overall["median_minimal_eps"] = _median(min_eps, clean, ctx.seed)
-        overall["reliable"] = {"value": int(masking.reliable(flags)), "ci": None}
-        overall["n_masking_flags"] = {"value": len(flags), "ci": None}
+        overall["reliable"] = metric(int(masking.reliable(flags)))
+        overall["n_masking_flags"] = metric(len(flags))
         overall["masking"] = {"reliable": masking.reliable(flags), "summary": masking.summary(flags),
                               "flags": [f.as_dict() for f in flags], "gradients": grads, "determinism": determinism,
                               "unbounded_accuracy": boot.rounded(unbounded)}
@@ -333,7 +334,7 @@ def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
     v = np.asarray(flags, dtype=float)
     if v.size == 0:
         return _none("no image")
-    return {"value": boot.rounded(v.mean()), "ci": boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95)}
+    return metric(boot.rounded(v.mean()), boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95))
 
 
 def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, Any]:
@@ -345,8 +346,7 @@ def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, A
         return _none("no image was classified correctly")
     draws = np.median(v[np.random.default_rng(seed).integers(0, v.size, (N_BOOT, v.size))], axis=1)
     lo, hi = np.quantile(draws, [0.025, 0.975], method="inverted_cdf")  # no interpolation: inf stays inf
-    return {"value": boot.rounded(np.median(v)), "ci": [boot.rounded(lo), boot.rounded(hi)],
-            "n_not_flipped": int(np.isinf(v).sum())}
+    return metric(boot.rounded(np.median(v)), [boot.rounded(lo), boot.rounded(hi)], n_not_flipped=int(np.isinf(v).sum()))
 
 
 def _eps_text(eps: float) -> str:
@@ -356,4 +356,4 @@ def _eps_text(eps: float) -> str:
 
 
 def _none(reason: str) -> dict[str, Any]:
-    return {"value": None, "ci": None, "reason": reason}
+    return no_metric(reason)

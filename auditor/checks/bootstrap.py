@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from auditor.results import metric, no_metric
+
 __all__ = [
     "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
     "proportion_counts", "ratio_of", "disparity_draws", "mean_draws", "interval", "mean_summary", "rounded",
@@ -147,8 +149,8 @@ def mean_summary(values: Any, rng: np.random.Generator, reason: str, n_boot: int
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return {"value": None, "ci": None, "reason": reason}
-    return {"value": rounded(v.mean()), "ci": interval(mean_draws(v, rng, n_boot), level), "reason": None}
+        return no_metric(reason)
+    return metric(rounded(v.mean()), interval(mean_draws(v, rng, n_boot), level), reason=None)
 
 
 def rounded(x: Any) -> float | None:

@@ -31,10 +31,13 @@ import numpy as np
 
 from auditor.checks import bootstrap as boot
 from auditor.checks import significance as sig
+from auditor.checks._group_tests import CALIBRATION_PERMUTATIONS, TWIN as _TWIN, adjust, affordable, copy_twins
+from auditor.checks._group_tests import rounded_p as _p
 from auditor.checks.base import Check, CheckContext, CheckResult, Param
 from auditor.checks.calibration import CalibrationCells, calibration_cells, calibration_from_counts
 from auditor.checks.registry import register_check
 from auditor.checks.scopes import Scope, build_scopes
+from auditor.results import metric
 
 __all__ = ["GroupMetrics", "RATES", "DISPARITY_METRICS", "TESTED_RATES"]
 
@@ -44,7 +47,6 @@ CALIBRATION: tuple[str, ...] = ("ece", "brier")
 RATES: tuple[str, ...] = boot.COUNT_RATES + CALIBRATION
 TESTED_RATES: tuple[str, ...] = ("accuracy", "selection_rate", "tpr", "fpr", "precision")
 """Rates with a per-group exact test (their complements share the p-value)."""
-_TWIN = {"error_rate": "accuracy", "fnr": "tpr", "tnr": "fpr"}
 FOUR_FIFTHS = 0.8
 DISPARITY_METRICS: tuple[str, ...] = tuple(
     f"{m}_{kind}" for m in RATES for kind in ("difference", "ratio", "max_abs_difference_to_overall")
@@ -59,17 +61,14 @@ def _num(x: Any) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
 
-def _p(x: Any) -> float | None:
-    """A p-value to 4 significant digits (never rounded to 0 as fixed decimals would)."""
-    return None if x is None or not np.isfinite(x) else float(f"{float(x):.4g}")
+def _value(x: Any, ci: list[float] | None = None, **fields: Any) -> dict[str, Any]:
+    """The metric entry of ``x`` (rounded; None when not finite) with its interval and ``fields``."""
+    return metric(_num(x), ci, **fields)
 
 
-def _value(x: Any, ci: list[float] | None = None) -> dict[str, Any]:
-    return {"value": _num(x), "ci": ci}
-
-
-def _missing(reason: str) -> dict[str, Any]:
-    return {"value": None, "ci": None, "groups": [], "reason": reason}
+def _missing(reason: str, **fields: Any) -> dict[str, Any]:
+    """The entry of a gap that cannot be measured: no value, no groups, and why."""
+    return metric(None, groups=[], reason=reason, **fields)
 
 
 @dataclass
@@ -134,7 +133,7 @@ class GroupMetrics(Check):
                                      "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest",
                                      "practical_floors": sig.floors_text()})
         ci = _Interval(cfg["confidence"])
-        group_p: list[tuple[dict[str, Any], float]] = []
+        group_p: list[tuple[list[dict[str, Any]], float]] = []
         gap_p: list[tuple[list[dict[str, Any]], float]] = []
 
         stats = self._stats(overall, pred.y_true, pred.y_pred, probs, k, positive, ctx.seed)
@@ -161,9 +160,9 @@ class GroupMetrics(Check):
             self._power(metrics, cells, n, scope, positive)
             result.metrics[scope.name] = metrics
         ctx.report(self.name, total, total)
-        self._adjust(group_p, cfg["correction"], cfg["alpha"])
-        self._adjust_gaps(gap_p, cfg["correction"], cfg["alpha"])
-        _copy_twins(result.by_group)
+        adjust(group_p, cfg["correction"], cfg["alpha"])
+        adjust(gap_p, cfg["correction"], cfg["alpha"])
+        copy_twins(result.by_group)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -204,7 +203,7 @@ class GroupMetrics(Check):
 
     def _by_group(self, scope: Scope, st: _Stats, cells: np.ndarray, n: np.ndarray, eligible: np.ndarray,
                   positive: int | None, classes: list[str], ci: _Interval,
-                  group_p: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+                  group_p: list[tuple[list[dict[str, Any]], float]]) -> dict[str, Any]:
         counts = boot.proportion_counts(cells, positive)
         p_values = {m: sig.group_vs_rest_exact(*counts[m]) for m in TESTED_RATES if m in counts}
         out: dict[str, Any] = {}
@@ -220,7 +219,7 @@ class GroupMetrics(Check):
                 if p is not None and np.isfinite(p[gi]) and entry[m]["value"] is not None:
                     entry[m]["p_value"] = _p(p[gi])
                     if m not in _TWIN:
-                        group_p.append((entry[m], float(p[gi])))
+                        group_p.append(([entry[m]], float(p[gi])))
             entry["vs_overall"] = {m: self._vs(st.values[m][gi], st.pooled[m]) for m in RATES}
             if st.per_class is not None:
                 entry["per_class"] = self._per_class(st, gi, classes, ci)
@@ -263,7 +262,7 @@ class GroupMetrics(Check):
             if ok.sum() < 2:
                 reason = f"fewer than two groups with at least {min_n} samples and a defined {m}"
                 for kind in ("difference", "ratio", "max_abs_difference_to_overall"):
-                    out[f"{m}_{kind}"] = _missing(reason) | {"excluded_groups": excluded}
+                    out[f"{m}_{kind}"] = _missing(reason, excluded_groups=excluded)
                 continue
             grp = names[eligible]
             lo_i, hi_i = int(np.nanargmin(vals)), int(np.nanargmax(vals))
@@ -277,18 +276,17 @@ class GroupMetrics(Check):
                 d = st.draws[m][:, eligible]
                 diff_d, ratio_d = d[:, hi_i] - d[:, lo_i], boot.ratio_of(d[:, lo_i], d[:, hi_i])
                 pair_draws[m] = {"difference": diff_d, "ratio": ratio_d}
-            out[f"{m}_difference"] = {**_value(hi - lo, ci(diff_d)), "groups": pair,
-                                      "excluded_groups": excluded, "p_value": None, "p_adjusted": None,
-                                      "significant": None, "practical": sig.clears_floor(m, hi - lo),
-                                      "power": None}
-            out[f"{m}_ratio"] = {**_value(ratio, ci(ratio_d)), "groups": pair, "excluded_groups": excluded,
-                                 "practical": sig.clears_floor(m, hi - lo, ratio)}
+            out[f"{m}_difference"] = _value(hi - lo, ci(diff_d), groups=pair, excluded_groups=excluded, p_value=None,
+                                            p_adjusted=None, significant=None, practical=sig.clears_floor(m, hi - lo),
+                                            power=None)
+            out[f"{m}_ratio"] = _value(ratio, ci(ratio_d), groups=pair, excluded_groups=excluded,
+                                       practical=sig.clears_floor(m, hi - lo, ratio))
             dist = np.abs(vals - st.pooled[m])
             far = int(np.nanargmax(dist))
             if st.draws is not None and st.pooled_draws is not None:
                 far_d = np.abs(st.draws[m][:, eligible][:, far] - st.pooled_draws[m])
-            out[f"{m}_max_abs_difference_to_overall"] = {**_value(dist[far], ci(far_d)), "groups": [str(grp[far])],
-                                                         "excluded_groups": excluded}
+            out[f"{m}_max_abs_difference_to_overall"] = _value(dist[far], ci(far_d), groups=[str(grp[far])],
+                                                               excluded_groups=excluded)
         out["demographic_parity_difference"] = dict(out["selection_rate_difference"])
         out["demographic_parity_ratio"] = dict(out["selection_rate_ratio"])
         out["equal_opportunity_difference"] = dict(out["tpr_difference"])
@@ -300,21 +298,21 @@ class GroupMetrics(Check):
         if np.isfinite(acc).any():
             worst = int(np.nanargmin(acc))
             w_draws = st.draws["accuracy"][:, eligible][:, worst] if st.draws is not None else None
-            out["worst_group_accuracy"] = {**_value(acc[worst], ci(w_draws)), "groups": [str(names[eligible][worst])],
-                                           "excluded_groups": excluded}
+            out["worst_group_accuracy"] = _value(acc[worst], ci(w_draws), groups=[str(names[eligible][worst])],
+                                                 excluded_groups=excluded)
         else:
-            out["worst_group_accuracy"] = _missing(f"no group has at least {min_n} samples") | {"excluded_groups": excluded}
+            out["worst_group_accuracy"] = _missing(f"no group has at least {min_n} samples", excluded_groups=excluded)
         return out
 
     @staticmethod
     def _four_fifths(sel: np.ndarray, names: np.ndarray, eligible: np.ndarray, excluded: list[str]) -> dict[str, Any]:
         vals = sel[eligible]
         if not np.isfinite(vals).any():
-            return _missing("no group is large enough") | {"excluded_groups": excluded}
+            return _missing("no group is large enough", excluded_groups=excluded)
         top = float(np.nanmax(vals))
         low = [str(g) for g, v in zip(names[eligible], vals) if np.isfinite(v) and v < FOUR_FIFTHS * top]
-        return {"value": len(low), "ci": None, "groups": low, "excluded_groups": excluded,
-                "rule": f"selection rate below {FOUR_FIFTHS} x the highest group's ({_num(top)})"}
+        return metric(len(low), groups=low, excluded_groups=excluded,
+                      rule=f"selection rate below {FOUR_FIFTHS} x the highest group's ({_num(top)})")
 
     @staticmethod
     def _equalized_odds(out: dict[str, Any], pair_draws: dict[str, dict[str, np.ndarray]], ci: _Interval, kind: str,
@@ -322,15 +320,15 @@ class GroupMetrics(Check):
         """The larger TPR/FPR gap (or smaller ratio); its interval follows both pairs in every resample."""
         t, f = out[f"tpr_{kind}"], out[f"fpr_{kind}"]
         if t["value"] is None or f["value"] is None:
-            return _missing("TPR or FPR gap undefined") | {"excluded_groups": t.get("excluded_groups", [])}
+            return _missing("TPR or FPR gap undefined", excluded_groups=t.get("excluded_groups", []))
         chosen = t if pick(t["value"], f["value"]) == t["value"] else f
         draws = None
         if "tpr" in pair_draws and "fpr" in pair_draws:
             a, b = pair_draws["tpr"][kind], pair_draws["fpr"][kind]
             draws = np.fmax(a, b) if kind == "difference" else np.fmin(a, b)
         value = pick(t["value"], f["value"])
-        entry = {**_value(value, ci(draws)), "groups": chosen["groups"],
-                 "excluded_groups": chosen["excluded_groups"], "driven_by": "tpr" if chosen is t else "fpr"}
+        entry = _value(value, ci(draws), groups=chosen["groups"], excluded_groups=chosen["excluded_groups"],
+                       driven_by="tpr" if chosen is t else "fpr")
         if kind == "difference":
             entry.update(p_value=None, p_adjusted=None, significant=None)
         entry["practical"] = sig.clears_floor("equalized_odds", value) if kind == "difference" else chosen.get("practical")
@@ -341,7 +339,7 @@ class GroupMetrics(Check):
     def _gap_tests(self, scope: Scope, metrics: dict[str, Any], cells: np.ndarray, probs: np.ndarray, y_true: np.ndarray,
                    positive: int | None, eligible: np.ndarray, seed: int, gap_p: list[tuple[list[dict[str, Any]], float]]) -> None:
         """Permutation p-value of each max-min gap over the eligible groups."""
-        n_perm = _affordable(self.config["n_perm"], cells)
+        n_perm = affordable(self.config["n_perm"], cells)
         metrics["n_perm"] = n_perm
         null_cells = sig.permute_cells(cells, n_perm, _rng(seed, scope.name, 3))
         null = boot.rates_from_cells(null_cells, positive)
@@ -350,7 +348,7 @@ class GroupMetrics(Check):
         keep = eligible[codes]
         remap = np.cumsum(eligible) - 1
         cal = calibration_cells(probs[keep], y_true[keep], remap[codes[keep]], int(eligible.sum()), self.config["ece_bins"], positive)
-        n_perm_cal = _affordable(min(self.config["n_perm"], CALIBRATION_PERMUTATIONS), cal.counts)
+        n_perm_cal = affordable(min(self.config["n_perm"], CALIBRATION_PERMUTATIONS), cal.counts)
         metrics["n_perm_calibration"] = n_perm_cal
         null_cal = calibration_from_counts(sig.permute_cells(cal.counts, n_perm_cal, _rng(seed, scope.name, 4)), _pool(cal))
         for m in CALIBRATION:
@@ -399,49 +397,6 @@ class GroupMetrics(Check):
                 power["n_per_group_needed"] = int(max(need_i, need_j))
                 power["n_more"] = int(max(0, need_i - n[i]) + max(0, need_j - n[j]))
             entry["power"] = power
-
-    @staticmethod
-    def _adjust(group_p: list[tuple[dict[str, Any], float]], method: str, alpha: float) -> None:
-        if not group_p:
-            return
-        adj = sig.adjust_pvalues(np.array([p for _, p in group_p]), method)
-        for (entry, _), a in zip(group_p, adj):
-            entry["p_adjusted"] = _p(a)
-            entry["significant"] = bool(a < alpha) if np.isfinite(a) else None
-
-    @staticmethod
-    def _adjust_gaps(gap_p: list[tuple[list[dict[str, Any]], float]], method: str, alpha: float) -> None:
-        if not gap_p:
-            return
-        adj = sig.adjust_pvalues(np.array([p for _, p in gap_p]), method)
-        for (entries, _), a in zip(gap_p, adj):
-            for e in entries:
-                e["p_adjusted"] = _p(a)
-                e["significant"] = bool(a < alpha) if np.isfinite(a) else None
-
-
-CALIBRATION_PERMUTATIONS = 2000
-"""At most this many permutations for ECE and Brier gaps: their cells are groups x bins x correct."""
-MAX_DRAWS = 3_000_000
-"""Hypergeometric draws one permutation test may take (about 0.5 s on one core): many groups x many
-classes or confidence bins get fewer permutations (at least 1,000)."""
-
-
-def _affordable(n_perm: int, cells: np.ndarray) -> int:
-    """``n_perm``, or fewer (at least 1,000) when the groups x live cells would cost more than MAX_DRAWS."""
-    flat = cells.reshape(len(cells), -1)
-    per_perm = max(1, (len(cells) - 1) * (int((flat.sum(axis=0) > 0).sum()) - 1))
-    return int(min(n_perm, max(min(n_perm, 1000), MAX_DRAWS // per_perm)))
-
-
-def _copy_twins(by_group: dict[str, Any]) -> None:
-    """Error rate, FNR and TNR share the exact test of accuracy, TPR and FPR (their complements)."""
-    for groups in by_group.values():
-        for entry in groups.values():
-            for m, twin in _TWIN.items():
-                if isinstance(entry.get(m), dict) and entry[m].get("p_value") is not None:
-                    entry[m]["p_adjusted"] = entry[twin].get("p_adjusted")
-                    entry[m]["significant"] = entry[twin].get("significant")
 
 
 def _pool(cal: CalibrationCells) -> CalibrationCells:

@@ -18,6 +18,7 @@ from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
 from auditor.checks.significance import adjust_pvalues
+from auditor.results import metric, no_metric
 from auditor.spurious import OPERATORS
 from auditor.spurious import evidence as ev
 
@@ -145,16 +146,15 @@ class Spurious(Check):
 
         metrics = result.metrics
         metrics["overall"] = {
-            "n_findings": {"value": len(findings), "ci": None},
+            "n_findings": metric(len(findings)),
             # without subject boxes off-subject cues cannot be counted: no value, never a 0 that passes
-            "n_off_subject_findings": {"value": sum(1 for f in findings if f["off_subject"] is not None)
-                                       if has_subjects else None, "ci": None, "reason": None if has_subjects else NO_BOXES},
+            "n_off_subject_findings": (metric(sum(1 for f in findings if f["off_subject"] is not None), reason=None)
+                                       if has_subjects else no_metric(NO_BOXES)),
             "off_subject_share": boot.mean_summary(off, rng, NO_BOXES),
-            "max_consistency": {"value": boot.rounded(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max())),
-                                "ci": None},
+            "max_consistency": metric(boot.rounded(max((c["consistency"] for c in candidates), default=ev.consistency(grids).max()))),
             "deletion_score": {**boot.mean_summary(scores[0], rng, "no mask could be scored"), "random_baseline": boot.rounded(scores[1].mean())},
-            "not_converged": {"value": boot.rounded((~converged).mean()), "ci": None, "n": int((~converged).sum()), "of": len(converged)},
-            "n_images": {"value": int(len(rows)), "ci": None},
+            "not_converged": metric(boot.rounded((~converged).mean()), n=int((~converged).sum()), of=len(converged)),
+            "n_images": metric(int(len(rows))),
         }
         metrics["evidence_maps"] = maps
         metrics["not_predicted"] = [c for c, m in maps.items() if m is None]
@@ -201,7 +201,7 @@ def _not_differentiable(result: CheckResult, why: str, start: float) -> CheckRes
     """The check's result for a model without input gradients: every metric None with the reason; findings and
     candidates None (not measured, unlike an empty list: none found)."""
     reason = f"the model has no input gradient, which the masks are learned with ({why})"
-    result.metrics["overall"] = {name: {"value": None, "ci": None, "reason": reason} for name in Spurious.metric_names}
+    result.metrics["overall"] = {name: no_metric(reason) for name in Spurious.metric_names}
     result.metrics.update({"evidence_maps": {}, "not_predicted": [], "findings": None, "candidates": None,  # None: not measured
                            "not_differentiable": reason,
                            "summary": f"Not measured: {reason}. Load the model in a form that keeps its gradients (a state_dict "

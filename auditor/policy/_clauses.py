@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.policy.model import OPERATORS, Clause
+from auditor.results import MetricEntry
 
 __all__ = ["lookup", "check_problem", "not_run_reason", "scope_kind", "select_scopes", "no_scope_reason", "Reading",
            "read_metric", "evaluate_clause"]
@@ -107,18 +108,11 @@ def read_metric(results: dict[str, Any], path: str) -> Reading:
     if node is None:
         why = scope_node.get("reason") if isinstance(scope_node, dict) else None
         return Reading(reason=why or f"{parts[4]} is not in the results for scope {parts[3]!r}", missing=why is None)
-    value = node.get("value") if isinstance(node, dict) else node
-    raw_ci = node.get("ci") if isinstance(node, dict) else None
-    ci = [float(raw_ci[0]), float(raw_ci[1])] if _is_interval(raw_ci) else None
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    entry = MetricEntry.read(node)
+    if entry is None or entry.value is None:
         why = node.get("reason") if isinstance(node, dict) else None
-        return Reading(node, None, ci, why or "no value (not enough data)")
-    return Reading(node, float(value), ci)
-
-
-def _is_interval(ci: Any) -> bool:
-    return (isinstance(ci, (list, tuple)) and len(ci) == 2
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci))
+        return Reading(node, None, None, why or "no value (not enough data)")
+    return Reading(node, float(entry.value), None if entry.ci is None else list(entry.ci))
 
 
 def _interval_clears(op: str, ci: list[float], threshold: float) -> bool:
