@@ -73,3 +73,12 @@ def test_the_shipped_budgets_grow_from_quick_to_thorough():
     for name in ("attacks", "explanations", "spurious"):
         quick, standard, thorough = (get_check(name)().at_budget(b) for b in BUDGETS)
         assert all(quick[k] <= standard[k] <= thorough[k] for k in quick), name
+
+
+def test_a_result_counts_the_passes_its_methods_report():
+    from types import SimpleNamespace
+
+    from auditor.checks import CheckResult
+
+    result = CheckResult().count({"forward_passes": 3, "backward_passes": 1}, SimpleNamespace(forward_passes=2), forward=1)
+    assert (result.forward_passes, result.backward_passes) == (6, 1)

@@ -46,8 +46,7 @@ def passes(method: str, n: int, s: attr.Settings, size: tuple[int, ...], mask_st
 def count(result: CheckResult, method: str, n: int, s: attr.Settings, size: tuple[int, ...]) -> None:
     """Add ``method``'s passes on ``n`` images to ``result``."""
     forward, backward = passes(method, n, s, size, 0)
-    result.forward_passes += forward
-    result.backward_passes += backward
+    result.count(forward=forward, backward=backward)
 
 
 def mean(values: np.ndarray, rng: np.random.Generator, reason: str) -> dict[str, Any]:
@@ -106,8 +105,7 @@ def perturbation_masks(ctx: CheckContext, model: Any, x: torch.Tensor, targets: 
     attr._require_gradients(model, x[:1])
     masks = learn_masks(model, x, targets, game="deletion", operator=operator, steps=size["mask_steps"],
                         lr=0.1, seed=ctx.seed, batch_size=min(ctx.batch_size, 32), cancel=ctx.cancel)
-    result.forward_passes += int(masks.forward_passes)
-    result.backward_passes += int(masks.backward_passes)
+    result.count(masks)
     return masks.masks[:, 0].numpy()
 
 

@@ -56,8 +56,7 @@ def model_views(ctx: CheckContext, model: Any, size: dict[str, int], figures: bo
         notes.append(f"Class models were not drawn: {str(exc).splitlines()[0][:300]}")
         return out, views
     views["class_models"] = cm
-    result.forward_passes += int(cm.forward_passes)
-    result.backward_passes += int(cm.backward_passes)
+    result.count(cm)
     out["class_models"] = {"classes": [class_name(ctx, c) for c in cm.classes], "steps": size["class_model_steps"],
                            "final_probability": boot.rounded_list(np.asarray(cm.final_probability)),
                            "figure": "class_models" if figures else None}

@@ -154,8 +154,7 @@ class Attacks(Check):
         nd = min(N_DIAGNOSE, len(rows))
         grads = masking.gradient_health(model, x[:nd], y[:nd], batch_size=bs)
         determinism = masking.output_determinism(model, x[:nd], batch_size=bs)
-        result.forward_passes += int(grads.get("forward_passes", 0)) + int(determinism.get("forward_passes", 0))
-        result.backward_passes += int(grads.get("backward_passes", 0))
+        result.count(grads, determinism)
 
         overall: dict[str, Any] = {"clean_accuracy": _share(clean, ctx.seed), "settings": []}
         curves: dict[str, Any] = {}
@@ -169,22 +168,19 @@ class Attacks(Check):
                     c = robust_accuracy_curve(model, x, y, grids[norm], attack=attack, norm=norm, steps=size["steps"],
                                               restarts=size["restarts"], seed=ctx.seed, batch_size=bs,
                                               progress=_part(ctx, f"{self.name}: {attack} {norm}"), cancel=ctx.cancel)
-                    result.forward_passes += c.forward_passes
-                    result.backward_passes += c.backward_passes
+                    result.count(c)
                     curves[norm][attack] = c.correct
                     overall["settings"].append(c.settings)
             correct_ref = curves["linf"]["pgd"][grids["linf"].index(ref)]
             me = minimal_eps(model, x, y, norm="linf", eps_max=min(1.0, 2 * grids["linf"][-1]), tol=MIN_EPS_TOL,
                              steps=size["steps"], seed=ctx.seed, batch_size=bs,
                              progress=_part(ctx, f"{self.name}: minimal eps"), cancel=ctx.cancel)
-            result.forward_passes += me.forward_passes
-            result.backward_passes += me.backward_passes
+            result.count(me)
             overall["settings"].append(me.settings)
             min_eps = me.eps
             nu = min(N_DIAGNOSE, len(rows))
             unb = pgd(model, x[:nu], y[:nu], 1.0, norm="linf", steps=size["steps"], seed=ctx.seed, batch_size=bs)
-            result.forward_passes += unb.forward_passes
-            result.backward_passes += unb.backward_passes
+            result.count(unb)
             unbounded = 1.0 - unb.success_rate
         else:
             overall["not_differentiable"] = (f"the model returns no input gradient ({grads.get('reason')}); the white-box "
@@ -214,8 +210,7 @@ class Attacks(Check):
             fooled = np.flatnonzero(clean & ~correct_ref)[: gallery_.N_SHOWN]
             if len(fooled):
                 adv = pgd(model, x[fooled], y[fooled], ref, norm="linf", steps=size["steps"], seed=ctx.seed, batch_size=bs)
-                result.forward_passes += adv.forward_passes
-                result.backward_passes += adv.backward_passes
+                result.count(adv)
                 try:
                     result.figures["gallery"] = gallery_.gallery(model, x[fooled], adv.x_adv, ref, ctx.classes, _eps_text(ref))
                 except ImportError as exc:  # matplotlib missing: the tables carry the numbers

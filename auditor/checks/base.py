@@ -192,13 +192,15 @@ class CheckResult:
     forward_passes: int = 0
     backward_passes: int = 0
 
-    def count(self, *sources: Mapping[str, Any] | "CheckResult") -> "CheckResult":
-        """Add the ``forward_passes``/``backward_passes`` each source reports (a method's result dict or
-        another result) to this result's counts; returns this result."""
+    def count(self, *sources: Any, forward: int = 0, backward: int = 0) -> "CheckResult":
+        """Add to this result's pass counts what each source reports (a method's result dict, or an object with
+        ``forward_passes``/``backward_passes``; a missing count is 0), plus ``forward``/``backward``."""
         for src in sources:
-            get = src.get if isinstance(src, Mapping) else lambda k, _d=0, _s=src: getattr(_s, k)
-            self.forward_passes += int(get("forward_passes", 0) or 0)
-            self.backward_passes += int(get("backward_passes", 0) or 0)
+            get = src.get if isinstance(src, Mapping) else (lambda k, d, _s=src: getattr(_s, k, d))
+            forward += int(get("forward_passes", 0) or 0)
+            backward += int(get("backward_passes", 0) or 0)
+        self.forward_passes += forward
+        self.backward_passes += backward
         return self
 
     def to_dict(self) -> dict[str, Any]:

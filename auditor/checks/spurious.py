@@ -95,15 +95,13 @@ class Spurious(Check):
         # under no_grad, or an op with no backward, e.g. the fused attention a ViT traced under no_grad keeps)
         # gets a reason, not a crash
         health = gradient_health(ctx.model.module, images[:1].to(ctx.device), targets[:1].to(ctx.device), batch_size=1)
-        result.forward_passes += int(health["forward_passes"])
-        result.backward_passes += int(health["backward_passes"])
+        result.count(health)
         if not health["differentiable"]:
             return _not_differentiable(result, str(health["reason"]), start)
         masks = learn_masks(ctx.model.module, images.to(ctx.device), targets.to(ctx.device), game="deletion",
                             operator=cfg["operator"], steps=steps, lr=cfg["lr"], seed=ctx.seed, batch_size=min(ctx.batch_size, 32),
                             progress=lambda _s, d, t: ctx.report(f"{self.name}: masks", d, t), cancel=ctx.cancel)
-        result.forward_passes += int(masks.forward_passes)
-        result.backward_passes += int(masks.backward_passes)
+        result.count(masks)
         evidence = masks.masks[:, 0].numpy()  # 1 marks evidence: the region whose deletion destroys the prediction
         grids = ev.to_grid(evidence, min(cfg["grid"], h, w))
         subjects = subject_masks(ctx, pred.index[rows], (h, w))
