@@ -20,7 +20,10 @@ TOP_LEVEL_KEYS = (
     "schema_version", "auditor_version", "created", "command", "seed", "budget", "device",
     "model", "probe", "checks", "policy", "cost", "environment",
 )
-_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "jinja2", "pillow", "weasyprint")
+_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "captum", "adversarial-robustness-toolbox",
+             "safetensors", "matplotlib", "jinja2", "pillow", "weasyprint", "click", "fairlearn")
+"""The distributions whose versions results.json records (``environment``): those the numbers, the model loading,
+the figures and the reports depend on, and fairlearn (the reference the tests compare group metrics with)."""
 
 
 def auditor_version() -> str:

@@ -78,8 +78,20 @@ def test_group_flips_overall_metrics_unpredicted_classes_candidates_and_groups(s
     assert '<span class="na">n/a</span> <span class="reason">(too few images)</span>' in table.split(">60+<", 1)[1]
 
 
+def _first_finding(section: str) -> str:
+    """The first finding's <div class="sp-finding">, up to its matching </div> (its wide tables sit in a
+    scroll <div> of their own)."""
+    rest = section.split('class="sp-finding"', 1)[1]
+    depth = 1
+    for tag in re.finditer(r"<div\b|</div>", rest):
+        depth += -1 if tag.group() == "</div>" else 1
+        if depth == 0:
+            return rest[:tag.start()]
+    raise AssertionError("the finding's <div> is not closed")
+
+
 def test_finding_figure_sits_with_its_finding_and_is_shown_once(page: str, section: str) -> None:
-    block = section.split('class="sp-finding"', 1)[1].split("</div>", 1)[0]
+    block = _first_finding(section)
     assert f"<figcaption>{CAPTION}</figcaption>" in block
     assert page.count(f"<figcaption>{CAPTION}</figcaption>") == 1
     for caption in ("Mean evidence per predicted class", "The strongest examples with their masks"):
@@ -223,7 +235,7 @@ def test_hostile_strings_are_inert_in_html_and_markdown() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;race&lt;/b&gt;" in html and LONG_NAME not in html
     assert all(re.fullmatch(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"<>]*">', t)
                for t in re.findall(r"<img\b[^>]*>", html))
-    block = check_section(html, "spurious").split('class="sp-finding"', 1)[1].split("</div>", 1)[0]
+    block = _first_finding(check_section(html, "spurious"))
     assert "<figcaption>&#34;&gt;&lt;img src=x onerror=alert(1)&gt;</figcaption>" in block  # found by its hostile name
     text = render_markdown(_hostile())
     assert not re.search(r"(?<!\\)<[a-zA-Z/!]", text) and not re.search(r"(?<!\\)@[a-z]", text)

@@ -124,10 +124,20 @@ def audit(ctx: click.Context, model: str, **o: Any) -> None:
     finally:
         if reporter is not None:
             reporter.close()
-    json_path = result.paths.get("json")
-    where = result.paths.get("html") or json_path
-    print(result.summary() + f"; results in {json_path}" + (f", report {where}" if where != json_path else ""))
+    print(result.summary() + _written(result.paths))
     ctx.exit(result.exit_code)
+
+
+def _written(paths: dict[str, Any]) -> str:
+    """The tail of `audit`'s last line: results.json and every report written (html, pdf, md, junit, in that
+    order), e.g. "; results in OUT/results.json, reports OUT/report.html, OUT/report.pdf"."""
+    from auditor.report import REPORT_FILES
+
+    reports = [str(paths[k]) for k in REPORT_FILES if paths.get(k)]
+    text = f"; results in {paths['json']}" if paths.get("json") else ""
+    if reports:
+        text += (", " if text else "; ") + ("report " if len(reports) == 1 else "reports ") + ", ".join(reports)
+    return text
 
 
 @cli.command(short_help="train a mitigated copy of a model and compare audits before and after")

@@ -5,6 +5,7 @@ The file format is documented in the README (Policies).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 from importlib import resources
 from pathlib import Path
@@ -266,7 +267,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy: a YAML path, a shipped name, or None for the shipped default."""
     p = resolve_policy_path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = p.read_bytes()
+        raw = yaml.safe_load(data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         reason = _yaml_problem(exc)
         raise PolicyError(f"policy file {p} is not valid YAML ({reason}); fix the syntax") from None
@@ -291,5 +293,15 @@ def load_policy(path: str | Path | None = None) -> Policy:
     dup = next((x for x in ids if ids.count(x) > 1), None)
     if dup:
         raise PolicyError(f"policy file {p} has two clauses with id {dup!r}; ids must be unique across clauses and regressions")
-    return Policy(str(raw.get("name", p.stem)), str(raw.get("version", "1")), parsed, str(p),
-                  str(raw.get("description", "")), defaults, parsed_r, requires)
+    source, shipped = _source(path, p)
+    return Policy(str(raw.get("name", p.stem)), str(raw.get("version", "1")), parsed, source,
+                  str(raw.get("description", "")), defaults, parsed_r, requires,
+                  sha256=hashlib.sha256(data).hexdigest(), shipped=shipped)
+
+
+def _source(given: str | Path | None, p: Path) -> tuple[str, bool]:
+    """Where the policy came from, for results.json: a shipped policy by its name (and True), any other file
+    as the user gave it (a relative path stays relative; never resolved to a local absolute one)."""
+    if p.resolve().parent == _policies_dir().resolve():  # None, a shipped name, or a path into the shipped folder
+        return p.stem, True
+    return str(given), False

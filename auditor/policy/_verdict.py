@@ -61,7 +61,8 @@ def evaluate_policy(policy: Policy, results: dict[str, Any], baseline: Baseline 
     regressed = [c["id"] for c in entries
                  if c["kind"] == "regression" and c["severity"] == "blocker" and c["result"] == "fail"]
     missing = required_left_out(policy, [n for n in policy.requires if n in (results.get("checks") or {})])
-    return {"name": policy.name, "version": policy.version, "source": policy.source,
+    return {"name": policy.name, "version": policy.version, "source": policy.source, "sha256": policy.sha256,
+            "shipped": policy.shipped,
             "description": policy.description, "requires": list(policy.requires), "missing_required": missing,
             "verdict": _verdict(entries, missing),
             "regressed": bool(regressed), "clauses": entries,

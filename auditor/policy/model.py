@@ -71,6 +71,9 @@ class Regression:
 
 @dataclass(frozen=True)
 class Policy:
+    """A loaded policy. ``source`` is where it came from as the user gave it (a file path, relative staying
+    relative) or, for a shipped policy, its name (``shipped`` true); ``sha256`` is the hash of the file's bytes."""
+
     name: str
     version: str
     clauses: tuple[Clause, ...]
@@ -80,6 +83,8 @@ class Policy:
     regressions: tuple[Regression, ...] = ()
     requires: tuple[str, ...] = ()
     """Checks a verdict needs: a run whose --checks leaves one out is refused before any work."""
+    sha256: str = ""
+    shipped: bool = False
 
     @property
     def check_params(self) -> dict[str, Any]:

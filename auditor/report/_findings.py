@@ -149,7 +149,7 @@ def clause_sentence(c: dict[str, Any]) -> str:
         text += f" Adjusted {p_phrase(c.get('p_adjusted'))} ({word})."
     elif c.get("p_value") is not None:
         text += f" {p_phrase(c.get('p_value'))[0].upper()}{p_phrase(c.get('p_value'))[1:]}."
-    if c.get("reason") and c.get("result") == "fail":
+    if isinstance(c.get("reason"), str) and c["reason"].strip() and c.get("result") == "fail":
         reason = short(c["reason"], 300)
         text += f" {reason[:1].upper()}{reason[1:]}" + ("" if reason.endswith(".") else ".")
     return text
@@ -185,7 +185,7 @@ def not_run_sentence(results: dict[str, Any]) -> str:
 
 def inconclusive_sentence(results: dict[str, Any], c: dict[str, Any]) -> str:
     """Why a clause could not be decided, and what would decide it."""
-    reason = short(c.get("reason") or "not enough data", 300)
+    reason = short(c["reason"] if isinstance(c.get("reason"), str) and c["reason"].strip() else "not enough data", 300)
     sev = " (blocker)" if c.get("severity") == "blocker" else ""
     name = check_of(c)
     hint = get_presenter(name).clause_hint(as_dict(dig(results, "checks", name)), results, c) if name else ""

@@ -69,9 +69,15 @@ def _signed(x: Any) -> str:
     return "n/a" if v is None else ("+" if v > 0 else "−" if v < 0 else "±") + fmt_num(abs(v))
 
 
-def _breakable(path: Any) -> Markup:
-    """A dotted metric path that may wrap after each dot."""
-    return Markup(".<wbr>").join(escape(part) for part in short(path, 300).split("."))
+def _breakable(path: Any, width: int = 300) -> Markup:
+    """A dotted metric path or a file path that may wrap after each dot and slash (never inside a word)."""
+    return Markup("/<wbr>").join(Markup(".<wbr>").join(escape(part) for part in piece.split("."))
+                                 for piece in short(path, width).split("/"))
+
+
+def _hexdigest(x: Any) -> bool:
+    """Whether ``x`` is a SHA-256 hex digest (shown as a hash block, not as text)."""
+    return isinstance(x, str) and len(x) == 64 and all(ch in "0123456789abcdefABCDEF" for ch in x)
 
 
 def _presenter_source(name: str) -> tuple[str, None, Callable[[], bool]] | None:
@@ -100,6 +106,7 @@ def environment() -> jinja2.Environment:
         name=_defined(lambda x, width=120: "" if x is None else short(x, width)), signed=_defined(_signed),
         breakable=_breakable,
     )
+    env.tests["hexdigest"] = _hexdigest
     env.globals["max_items"] = MAX_ITEMS
     return env
 

@@ -26,6 +26,7 @@ become U+FFFD first.
 from __future__ import annotations
 
 import io
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -33,7 +34,7 @@ from auditor.report._findings import (
     clause_requirement, clause_sentence, UNDECIDED, clauses, inconclusive_sentence, verdict_of, verdict_sentence
 )
 from auditor.report.presenter import get_presenter
-from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, metric_text, short
+from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, metric_ci, metric_value, short
 
 __all__ = ["allows_inconclusive", "render_junit"]
 
@@ -54,22 +55,51 @@ def _text(x: Any, width: int = MAX_TEXT) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+NOT_MEASURED = "not measured"
+
+
+def _reason(x: Any) -> str | None:
+    """A recorded reason: a non-empty string, else None (never a stray value written out)."""
+    return short(x, 600) if isinstance(x, str) and x.strip() else None
+
+
+def _fmt(x: Any, reason: Any = None, *, p: bool = False) -> str:
+    """Every value a JUnit message shows goes through here, so none reads as a Python literal: numbers as the
+    report writes them (three decimals; ``p``: a p-value, "<0.001" below a thousandth), booleans yes/no, a missing
+    or non-finite value "not measured" (with ``reason`` when one is recorded), a metric entry its value and interval."""
+    if isinstance(x, dict) and "value" in x:
+        text = _fmt(x.get("value"), x.get("reason") if reason is None else reason)
+        ci = metric_ci(x)
+        return text + (f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci is not None and metric_value(x) is not None else "")
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if x is None or isinstance(x, float) and not math.isfinite(x):
+        why = _reason(reason)
+        return f"{NOT_MEASURED} ({why})" if why else NOT_MEASURED
+    if isinstance(x, (int, float)):
+        return fmt_p(x) if p else fmt_num(x)
+    if isinstance(x, (list, tuple)):
+        return ", ".join(_fmt(v) for v in x) or NOT_MEASURED
+    return short(x, 300)
+
+
 def _details(c: dict[str, Any]) -> str:
     head = (f"clause: {short(c.get('id') or '?', 300)} ({short(c.get('severity') or 'unspecified', 30)}, "
             f"{short(c.get('kind') or 'threshold', 30)})")
+    measured = metric_value(c) is not None
     lines = [head,
              f"metric: {short(c.get('metric') or '', 300)}",
-             f"measured: {metric_text({'value': c.get('value'), 'ci': c.get('ci')})}",
+             f"measured: {_fmt({'value': c.get('value'), 'ci': c.get('ci')}, c.get('reason'))}",
              f"required: {clause_requirement(c)}"]
     if c.get("kind") == "regression":
-        lines.append(f"baseline: {fmt_num(c.get('baseline_value'))}, change: {fmt_num(c.get('delta'))}")
+        lines.append(f"baseline: {_fmt(c.get('baseline_value'))}, change: {_fmt(c.get('delta'))}")
     if c.get("p_adjusted") is not None:
-        lines.append(f"adjusted p: {fmt_p(c.get('p_adjusted'))}, significant: {c.get('significant')}")
+        lines.append(f"adjusted p: {_fmt(c.get('p_adjusted'), p=True)}, significant: {_fmt(c.get('significant'))}")
     elif c.get("p_value") is not None:
-        lines.append(f"p: {fmt_p(c.get('p_value'))}")
-    if c.get("reason"):
-        lines.append(f"reason: {short(c['reason'], 600)}")
-    maps = [short(m, 200) for m in as_list(c.get("maps_to"))]
+        lines.append(f"p: {_fmt(c.get('p_value'), p=True)}")
+    if measured and _reason(c.get("reason")):  # unmeasured: the reason is in the measured line
+        lines.append(f"reason: {_reason(c.get('reason'))}")
+    maps = [short(m, 200) for m in as_list(c.get("maps_to")) if isinstance(m, str) and m.strip()]
     if maps:
         lines.append("maps to: " + "; ".join(maps))
     return "\n".join(lines)
@@ -92,7 +122,7 @@ def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, 
         if result == "fail":
             msg = "warning (does not fail the gate): " + clause_sentence(c)
         elif result == "not_run":
-            msg = f"not run, does not count: {short(c.get('reason') or 'its check was not run', 300)}"
+            msg = f"not run, does not count: {_reason(c.get('reason')) or 'its check was not run'}"
         elif result in UNDECIDED:
             msg = ("inconclusive, allowed by --allow-inconclusive: " if blocker else "warning, undecided: ") + inconclusive_sentence(results, c)
         else:
@@ -145,7 +175,8 @@ def render_junit(results: dict[str, Any], *, allow_inconclusive: bool | None = N
     props = ET.SubElement(suite, "properties")
     model = as_dict(results.get("model"))
     probe = as_dict(results.get("probe"))
-    for key, value in (("verdict", verdict), ("policy_version", policy.get("version")), ("model", model.get("name") or model.get("source")),
+    for key, value in (("verdict", verdict), ("policy_version", policy.get("version")), ("policy_source", policy.get("source")),
+                       ("policy_sha256", policy.get("sha256")), ("model", model.get("name") or model.get("source")),
                        ("model_sha256", model.get("sha256")), ("probe", probe.get("source")), ("probe_sha256", probe.get("sha256")),
                        ("allow_inconclusive", str(allow).lower())):
         if value not in (None, ""):
