@@ -154,7 +154,7 @@ def _entry(clause: Clause, cid: str, path: str, scope: str | None) -> dict[str, 
     return {"id": cid, "kind": "threshold", "description": clause.description, "metric": path, "scope": scope,
             "op": clause.op, "threshold": clause.threshold, "require": clause.require, "severity": clause.severity,
             "maps_to": list(clause.maps_to), "value": None, "ci": None, "result": "insufficient_data",
-            "reason": None}
+            "borderline": False, "reason": None}
 
 
 def _span(ci: list[float]) -> str:
@@ -162,17 +162,24 @@ def _span(ci: list[float]) -> str:
 
 
 def _decide(clause: Clause, entry: dict[str, Any], value: float, ci: list[float] | None) -> None:
-    """Set ``result`` (and ``reason``) from the point value and its interval: a fail must hold up."""
+    """Set ``result`` (and ``reason``) from the point value and its interval: a fail must hold up.
+
+    ``borderline`` records that the interval crosses the threshold: a pass of ``require: point`` (its
+    value clears the threshold, not its whole interval) or an undecided ``borderline`` result."""
     op, thr = clause.op, clause.threshold
     need = f"{op} {thr:g}"
     point_ok = OPERATORS[op](value, thr)
     if clause.require == "point":
-        if point_ok:
+        if point_ok and (ci is None or _interval_clears(op, ci, thr)):
             entry["result"] = "pass"
+        elif point_ok:
+            entry["result"], entry["borderline"] = "pass", True
+            entry["reason"] = (f"{value:g} clears {need} but its interval {_span(ci)} crosses the threshold "
+                               "(borderline: a larger probe could show it fails)")
         elif ci is None or _interval_misses(op, ci, thr):
             entry["result"] = "fail"
         else:
-            entry["result"] = "borderline"
+            entry["result"], entry["borderline"] = "borderline", True
             entry["reason"] = f"{value:g} misses {need} but its interval {_span(ci)} reaches the threshold"
     elif ci is None:
         entry["reason"] = "no interval: require: interval needs a confidence interval (run the check with n_boot > 0)"
@@ -181,13 +188,25 @@ def _decide(clause: Clause, entry: dict[str, Any], value: float, ci: list[float]
     elif _interval_misses(op, ci, thr):
         entry["result"] = "fail"
     else:
-        entry["result"] = "borderline"
+        entry["result"], entry["borderline"] = "borderline", True
         verb = "clears" if point_ok else "misses"
         entry["reason"] = (f"{value:g} {verb} {need} but its interval {_span(ci)} is not wholly on either side of "
                            "the threshold (require: interval)")
 
 
-def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge_every_group: bool) -> dict[str, Any]:
+def _apply_borderline(entry: dict[str, Any], mode: str) -> None:
+    """What the policy's ``defaults.borderline`` makes of an entry whose interval crosses its threshold."""
+    if not entry["borderline"]:
+        return
+    if mode == "fail":
+        entry["result"] = "fail"
+        entry["reason"] = f"{entry['reason']}; the policy sets borderline: fail"
+    elif mode == "ignore" and entry["result"] == "pass":
+        entry["borderline"], entry["reason"] = False, None
+
+
+def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge_every_group: bool,
+           borderline: str) -> dict[str, Any]:
     got = read_metric(results, entry["metric"])
     value, ci = got.value, got.ci
     entry["value"], entry["ci"] = value, ci
@@ -197,6 +216,7 @@ def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge
         entry["reason"] = got.reason
         return entry
     _decide(clause, entry, value, ci)
+    _apply_borderline(entry, borderline)
     excluded = got.node.get("excluded_groups") if isinstance(got.node, dict) else None
     if excluded:  # small groups are left out of the gap: say so, and undecide a pass only when the policy asks
         shown = ", ".join(str(g) for g in excluded[:5]) + (f" and {len(excluded) - 5} more" if len(excluded) > 5 else "")
@@ -204,20 +224,24 @@ def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge
         entry["note"] = (f"{len(excluded)} group(s) had fewer images than min_group_size and were left out ({shown}); "
                          "the result covers the other groups")
         if entry["result"] == "pass" and judge_every_group:
-            entry["result"] = "insufficient_data"
+            entry["result"], entry["borderline"] = "insufficient_data", False
             entry["reason"] = (f"passes on the groups large enough to judge, but {len(excluded)} group(s) had too few "
                                f"images and were left out ({shown}); add images of them or lower min_group_size "
                                "(the policy sets judge_every_group)")
     return entry
 
 
-def evaluate_clause(clause: Clause, results: dict[str, Any], *, judge_every_group: bool = False) -> list[dict[str, Any]]:
+def evaluate_clause(clause: Clause, results: dict[str, Any], *, judge_every_group: bool = False,
+                    borderline: str = "warn") -> list[dict[str, Any]]:
     """One entry per scope the clause covers; one entry when ``*`` matches none or the check was not run.
 
     Results: ``pass``; ``fail`` only when the evidence says so (the whole interval on the wrong side
     of the threshold, or the point value when there is no interval); ``borderline`` when the interval
     straddles the threshold; ``insufficient_data`` when there is no value (or ``require: interval``
     has no interval); ``not_run`` when the check is not in the results (left out of ``--checks``).
+    ``borderline: true`` marks an entry whose interval crosses the threshold: a ``pass`` of
+    ``require: point`` that its interval does not back (``borderline="warn"``, the default), or a
+    ``borderline`` result. ``borderline="fail"`` fails both; ``"ignore"`` leaves such a pass unmarked.
     A group below min_group_size is left out of the gap with a ``note``; with ``judge_every_group``
     a pass that left groups out is insufficient_data instead.
     """
@@ -231,7 +255,7 @@ def evaluate_clause(clause: Clause, results: dict[str, Any], *, judge_every_grou
             entry["reason"] = problem
             entry["result"] = "not_run" if skipped else entry["result"]
             return [entry]
-        return [_judge(clause, entry, results, judge_every_group)]
+        return [_judge(clause, entry, results, judge_every_group, borderline)]
     metrics = lookup(results, f"checks.{check}.metrics")
     scopes = [] if problem else select_scopes(clause.scope, metrics)
     if not scopes:
@@ -240,5 +264,5 @@ def evaluate_clause(clause: Clause, results: dict[str, Any], *, judge_every_grou
         entry["result"] = "not_run" if skipped else entry["result"]
         return [entry]
     head, tail = clause.metric.split("*", 1)
-    return [_judge(clause, _entry(clause, f"{clause.id}[{s}]", f"{head}{s}{tail}", s), results, judge_every_group)
-            for s in scopes]
+    return [_judge(clause, _entry(clause, f"{clause.id}[{s}]", f"{head}{s}{tail}", s), results, judge_every_group,
+                   borderline) for s in scopes]

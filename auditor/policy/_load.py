@@ -17,6 +17,7 @@ from auditor.checks.base import Param
 from auditor.errors import PolicyError
 from auditor.validation import Instance, ParameterError
 from auditor.policy.model import (
+    BORDERLINE,
     CHECK_DEFAULTS,
     CLAUSE_KEYS,
     DIRECTIONS,
@@ -35,14 +36,16 @@ __all__ = ["load_policy", "default_policy_path", "shipped_policies", "resolve_po
 
 def _default_params() -> dict[str, Param]:
     """What each key of a policy's ``defaults`` may hold: the group_metrics parameters it sets, declared (and
-    so validated) by the check itself, and the policy's own two."""
+    so validated) by the check itself, and the policy's own three."""
     from auditor.checks import get_check  # lazy, as in _parse_requires: the registry loads every check
 
     declared = get_check("group_metrics").params
     return {**{k: declared[k] for k in CHECK_DEFAULTS},
             "require": Param(str, "point", "what a clause requires by default", choices=REQUIRES),
             "judge_every_group": Param(bool, False, "judge every group, not only the worst",
-                                       satisfies=Instance(bool, "true or false"))}
+                                       satisfies=Instance(bool, "true or false")),
+            "borderline": Param(str, "warn", "what a clause whose interval crosses its threshold becomes",
+                                choices=BORDERLINE)}
 
 
 def _policies_dir() -> Path:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 __all__ = [
     "Clause", "Regression", "Policy", "OPERATORS", "RESULTS", "SEVERITIES", "REQUIRES", "SCOPE_SELECTORS",
-    "DIRECTIONS", "CLAUSE_KEYS", "REGRESSION_KEYS", "POLICY_KEYS", "CHECK_DEFAULTS",
+    "DIRECTIONS", "CLAUSE_KEYS", "REGRESSION_KEYS", "POLICY_KEYS", "CHECK_DEFAULTS", "BORDERLINE",
 ]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -27,6 +27,10 @@ RESULTS = ("pass", "fail", "borderline", "insufficient_data", "not_run")
 
 SEVERITIES = ("blocker", "warning")
 REQUIRES = ("point", "interval")
+BORDERLINE = ("warn", "fail", "ignore")
+"""What ``defaults.borderline`` makes of a clause whose interval crosses its threshold: ``warn`` (a pass
+stays a pass, flagged ``borderline``), ``fail`` (the clause fails, whichever side its value is on) or
+``ignore`` (a pass is a plain pass)."""
 SCOPE_SELECTORS = ("attributes", "intersections", "all")
 DIRECTIONS = {"higher_is_better": "max_drop", "lower_is_better": "max_rise"}
 CLAUSE_KEYS = ("id", "description", "metric", "scope", "op", "threshold", "require", "severity", "maps_to")
@@ -90,6 +94,11 @@ class Policy:
     def check_params(self) -> dict[str, Any]:
         """The group_metrics parameter defaults this policy sets."""
         return {k: self.defaults[k] for k in CHECK_DEFAULTS if k in self.defaults}
+
+    @property
+    def borderline(self) -> str:
+        """``warn``, ``fail`` or ``ignore``: see `BORDERLINE`."""
+        return str(self.defaults.get("borderline", "warn"))
 
     @property
     def alpha(self) -> float:

@@ -1,10 +1,12 @@
 """The findings that matter, in plain sentences: what the executive summary, the Markdown comment and
 the JUnit messages say. Plain text only (each format escapes it).
 
-Findings: the verdict in words; the failed blocking clauses; each check's own findings, from its
+Findings: the verdict in words (a pass says which blockers pass only at the measured value, their
+interval crossing the threshold); the failed blocking clauses, in plain words where the metric has them
+(`plain_words`: "robust accuracy under a 4/255 attack is 0%..."); each check's own findings, from its
 presenter (e.g. the largest statistically significant gaps between groups); the clauses that could not be
-decided, with what would settle them (the presenter's `clause_hint`); errored checks, skipped images and
-policy warnings.
+decided, with what would settle them (the presenter's `clause_hint`); borderline passes, errored checks,
+skipped images and policy warnings.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from auditor.report._format import (
 __all__ = [
     "OPS",
     "UNDECIDED",
+    "borderline_passes",
+    "borderline_sentence",
     "clause_brief",
     "clause_requirement",
     "clause_sentence",
@@ -28,6 +32,7 @@ __all__ = [
     "not_run_sentence",
     "p_phrase",
     "check_of",
+    "plain_words",
     "plural",
     "scope_label",
     "summary",
@@ -58,6 +63,12 @@ def failing_clauses(results: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(failed, key=lambda c: c.get("severity") != "blocker")
 
 
+def borderline_passes(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The passing clauses whose interval crosses the threshold (``borderline: true``), blockers first."""
+    found = [c for c in clauses(results) if str(c.get("result")).lower() == "pass" and c.get("borderline") is True]
+    return sorted(found, key=lambda c: c.get("severity") != "blocker")
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -83,7 +94,13 @@ def verdict_sentence(results: dict[str, Any]) -> str:
     undecided = [c for c in blockers if c.get("result") in UNDECIDED]
     name = _policy_name(results)
     if verdict == "pass":
-        return f"PASS: the model meets every blocking requirement of {name}."
+        shaky = [c for c in borderline_passes(results) if c.get("severity") == "blocker"]
+        if not shaky:
+            return f"PASS: the model meets every blocking requirement of {name}."
+        ids = ", ".join(short(c.get("id") or "?", 60) for c in shaky[:5]) + (f" and {len(shaky) - 5} more" if len(shaky) > 5 else "")
+        return (f"PASS: the model meets every blocking requirement of {name}, but "
+                f"{f'{len(shaky)} of them' if len(shaky) > 1 else 'one'} ({ids}) only at the measured value: "
+                "the interval crosses the threshold (borderline), so a larger probe could show a fail.")
     if verdict == "fail":
         n = len(failed)
         what = f"{plural(n, 'blocking requirement')}" if n else "its blocking requirements"
@@ -130,8 +147,47 @@ def _measured(c: dict[str, Any]) -> str:
     return value + (f" [{fmt_prose(ci[0])}, {fmt_prose(ci[1])}]" if ci else "")
 
 
-def clause_sentence(c: dict[str, Any]) -> str:
-    """One line about a failed clause: what it asks, what was measured, and how sure that is."""
+def _eps_words(results: dict[str, Any] | None) -> str:
+    """The attacks check's reference eps as "4/255" (or "0.02"); "the reference" when it is not known."""
+    eps = metric_value(dig(results or {}, "checks", "attacks", "params", "reference_eps"))
+    if eps is None or eps <= 0:
+        return "the reference"
+    k = eps * 255
+    if abs(k - round(k)) > 1e-6 or round(k) < 1:
+        return f"an eps {fmt_plain(eps)}"
+    n = round(k)
+    return f"{'an' if str(n).startswith('8') or n in (11, 18) else 'a'} {n}/255"
+
+
+def plain_words(c: dict[str, Any], results: dict[str, Any] | None = None) -> str:
+    """What a failed clause means, in plain words and without a closing full stop, for the metrics that have
+    them ("" for the others): an absolute robust-accuracy floor says how easily the model is fooled."""
+    metric = str(c.get("metric") or "")
+    value = metric_value(c)
+    if metric == "checks.attacks.metrics.overall.robust_accuracy" and value is not None:
+        pct = f"{value:.0%}"
+        head = f"Robust accuracy under {_eps_words(results)} attack is {pct}"
+        if pct == "0%":
+            return f"{head}: any imperceptible perturbation flips the model's answers"
+        return f"{head}: an imperceptible perturbation makes the model wrong on {1 - value:.0%} of the images"
+    return ""
+
+
+def borderline_sentence(c: dict[str, Any]) -> str:
+    """Why a passing clause is borderline: its value clears the threshold, its interval does not."""
+    sev = " (blocker)" if c.get("severity") == "blocker" else ""
+    ci = metric_ci(c)
+    span = f" but its interval [{fmt_prose(ci[0])}, {fmt_prose(ci[1])}]" if ci else " but its interval"
+    return (f"{short(c.get('id') or '?')}{sev} passes at {fmt_prose(metric_value(c))}{span} crosses the threshold "
+            f"{clause_requirement(c)}: borderline, a larger probe could show it fails.")
+
+
+def clause_sentence(c: dict[str, Any], results: dict[str, Any] | None = None) -> str:
+    """One line about a failed clause: what it asks, what was measured, and how sure that is; first, for the
+    metrics that have them, the plain words of `plain_words`."""
+    plain = plain_words(c, results)
+    if plain:
+        return f"{plain} ({short(c.get('id') or '?')}: measured {_measured(c)}; required {clause_requirement(c)})."
     cid = short(c.get("id") or "?")
     desc = short(c.get("description") or c.get("metric") or "", 300)
     text = f"{cid}: {desc}".rstrip()
@@ -161,8 +217,12 @@ def p_phrase(p: Any) -> str:
     return "p < 0.001" if text == "<0.001" else f"p = {text}"
 
 
-def clause_brief(c: dict[str, Any]) -> str:
-    """One short line about a failed clause: "id: 0.49 [0.41, 0.57], required ≤ 0.1 (significant)"."""
+def clause_brief(c: dict[str, Any], results: dict[str, Any] | None = None) -> str:
+    """One short line about a failed clause: "id: 0.49 [0.41, 0.57], required ≤ 0.1 (significant)"; the plain
+    words of `plain_words` first where the metric has them."""
+    plain = plain_words(c, results)
+    if plain:
+        return f"{plain} ({short(c.get('id') or '?')}: {_measured(c)}, required {clause_requirement(c)})."
     text = f"{short(c.get('id') or '?')}: {_measured(c)}, required {clause_requirement(c)}"
     if c.get("significant") is True:
         text += " (significant)"
@@ -250,6 +310,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             counts += f"; {n_border} borderline (the interval straddles the threshold)"
         if len(undecided) - n_border:
             counts += f"; {len(undecided) - n_border} could not be decided for lack of data"
+        n_shaky = len(borderline_passes(results))
+        if n_shaky:
+            counts += (f"; {n_shaky} passed only at the measured value (borderline: the interval crosses the "
+                       "threshold)")
         n_not_run = sum(1 for c in cl if c.get("result") == "not_run")
         if n_not_run:
             counts += f"; {n_not_run} not run"
@@ -257,9 +321,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "verdict": verdict_sentence(results),
         "counts": counts,
-        "blockers": [clause_sentence(c) for c in failed if c.get("severity") == "blocker"],
-        "warnings": [clause_brief(c) for c in failed if c.get("severity") != "blocker"],
+        "blockers": [clause_sentence(c, results) for c in failed if c.get("severity") == "blocker"],
+        "warnings": [clause_brief(c, results) for c in sorted(
+            (c for c in failed if c.get("severity") != "blocker"), key=lambda c: not plain_words(c, results))],
         "findings": [f for name, check in checks_in_order(results) for f in get_presenter(name).findings(check, results)],
         "inconclusive": [inconclusive_sentence(results, c) for c in undecided],
-        "notes": _notes(results),
+        "notes": [borderline_sentence(c) for c in borderline_passes(results)] + _notes(results),
     }

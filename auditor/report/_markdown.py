@@ -1,6 +1,6 @@
 """The short Markdown summary for a pull-request comment or a CI job summary: verdict badge, failing
-clauses, regressions against the baseline, undecided clauses, then each check's lines from its presenter
-(`Presenter.markdown`; e.g. the largest significant gaps), in the presenters' order.
+clauses, regressions against the baseline, undecided clauses, borderline passes, then each check's lines
+from its presenter (`Presenter.markdown`; e.g. the largest significant gaps), in the presenters' order.
 
 Every string from the data is made inert with `md`: one line, cut to a readable length, and every
 ASCII punctuation character backslash-escaped (CommonMark allows that for all of them), so a group
@@ -15,7 +15,7 @@ from typing import Any
 
 from auditor.report._assumptions import assumption_rows
 from auditor.report._findings import (
-    OPS, clause_requirement, clauses, failing_clauses, UNDECIDED, checks_in_order, inconclusive_sentence,
+    OPS, borderline_passes, borderline_sentence, clause_requirement, clauses, failing_clauses, UNDECIDED, checks_in_order, inconclusive_sentence,
     not_run_sentence, verdict_of, verdict_sentence
 )
 from auditor.report._format import as_dict, as_list, dig, fmt_num, fmt_p, metric_text, metric_value, short
@@ -100,6 +100,15 @@ def _undecided(results: dict[str, Any]) -> list[str]:
     return md_rows(out, len(undecided) - MAX_ROWS, "undecided clauses")
 
 
+def _borderline(results: dict[str, Any]) -> list[str]:
+    shaky = borderline_passes(results)
+    if not shaky:
+        return []
+    out = [f"### Borderline passes ({len(shaky)})", ""]
+    out += [f"- {md(borderline_sentence(c), 600)}" for c in shaky[:MAX_ROWS]]
+    return md_rows(out, len(shaky) - MAX_ROWS, "borderline passes")
+
+
 def _not_run(results: dict[str, Any]) -> list[str]:
     text = not_run_sentence(results)
     return [f"_{md(text, 800)}_", ""] if text else []
@@ -147,7 +156,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if taken:
         out += ["**What the audit took the model to be:** " + "; ".join(
             f"{r['fact'].lower()} {md(r['value'], 120)} ({md(r['how'], 200)})" for r in taken), ""]
-    for part in (_failing, _regressions, _undecided, _not_run, _checks, _errors):
+    for part in (_failing, _regressions, _undecided, _borderline, _not_run, _checks, _errors):
         out += part(results)
     skipped = dig(results, "probe", "n_skipped")
     if isinstance(skipped, int) and skipped > 0:

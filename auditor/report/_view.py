@@ -37,6 +37,7 @@ def _clause_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "value": {"value": c.get("value"), "ci": c.get("ci"),
                       "reason": (c.get("reason") if c.get("result") != "pass" else None) or c.get("note")},
             "result": str(c.get("result") or "unknown").lower(),
+            "borderline": c.get("borderline") is True,
             "severity": short(c.get("severity") or "", 20),
             "maps_to": [short(m, 200) for m in (maps if isinstance(maps, list) else [maps] if maps else [])],
             "p_adjusted": c.get("p_adjusted"),
