@@ -131,6 +131,11 @@ class AuditResult:
             n_warn = len(not_run) - len(named)
             named += [f"{n_warn} warning clause{'s' if n_warn > 1 else ''}"] if n_warn else []
             detail.append(f"not run: {', '.join(named)} [{', '.join(left_out)} not in --checks]")
+        warned = [c["id"] for c in clauses if c["result"] == "fail" and c["severity"] != "blocker"]
+        if warned:  # warnings never change the verdict, but the line says they were not met
+            detail.append(f"warnings not met: {', '.join(warned)}")
+        if pol.get("borderline_passes"):
+            detail.append(f"passing only at the measured value (borderline): {', '.join(map(str, pol['borderline_passes']))}")
         errored = [n for n, c in self.results["checks"].items() if c["status"] != "ok"]
         if errored:
             detail.append(f"checks with errors: {', '.join(errored)}")

@@ -223,3 +223,13 @@ def test_the_verdict_sentence_says_a_borderline_blocker_straddles_the_threshold(
     results = _ratio(0.72, [0.48, 1.05])
     results["policy"] = evaluate_policy(_policy(tmp_path, RATIO.format(require="point")), results)
     assert "an interval straddles the threshold" in verdict_sentence(results)
+
+
+def test_the_summary_line_names_a_warning_not_met_though_the_verdict_passes(tmp_path):
+    from auditor.result import AuditResult
+
+    policy = _policy(tmp_path, CUE + "\nseverity: warning")
+    results = {"checks": {"spurious": {"status": "ok", "metrics": {"overall": {"n_off_subject_findings": {"value": 2}}}}},
+               "probe": {"n_skipped": 0}}
+    results["policy"] = evaluate_policy(policy, results)
+    assert AuditResult(results, 0).summary() == "PASS: policy t (warnings not met: cue)"
