@@ -159,6 +159,14 @@ def test_judge_every_group_turns_such_a_pass_into_insufficient_data(tmp_path):
     entry = _one(pol, _ratio(0.9, excluded_groups=["pacific islander"]))
     assert entry["result"] == "insufficient_data"
     assert entry["verdict"] == "inconclusive"
+    assert "add images of them to the probe" in entry["reason"] and "min_group_size" not in entry["reason"]
+
+
+def test_a_group_too_small_in_a_sampling_checks_sample_is_told_to_raise_the_sample_never_to_lower_the_minimum():
+    from auditor.policy._clauses import small_group_remedy
+
+    text = small_group_remedy("checks.attacks.metrics.race.robust_accuracy_difference")
+    assert "--budget thorough" in text and "--param attacks.n_images=N" in text and "min_group_size" not in text
 
 
 def test_judge_every_group_must_be_true_or_false(tmp_path):

@@ -205,6 +205,20 @@ def _apply_borderline(entry: dict[str, Any], mode: str) -> None:
         entry["borderline"], entry["reason"] = False, None
 
 
+SAMPLING_CHECKS = ("attacks", "explanations")
+"""Checks that measure a sample of the probe (its size set by --budget or their n_images), not all of it."""
+
+
+def small_group_remedy(metric: str) -> str:
+    """What to do about groups too small to judge: a larger sample when the check samples the probe, else more
+    images of them in the probe (never a smaller minimum group size, which only weakens the gate)."""
+    check = metric.split(".")[1] if metric.count(".") >= 1 else ""
+    if check in SAMPLING_CHECKS:
+        return (f"the {check} check measures a sample of the probe: give those groups more of it with --budget "
+                f"thorough or --param {check}.n_images=N (the sample is balanced across groups), or add images of them")
+    return "add images of them to the probe"
+
+
 def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge_every_group: bool,
            borderline: str) -> dict[str, Any]:
     got = read_metric(results, entry["metric"])
@@ -226,7 +240,7 @@ def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge
         if entry["result"] == "pass" and judge_every_group:
             entry["result"], entry["borderline"] = "insufficient_data", False
             entry["reason"] = (f"passes on the groups large enough to judge, but {len(excluded)} group(s) had too few "
-                               f"images and were left out ({shown}); add images of them or lower min_group_size "
+                               f"images and were left out ({shown}); {small_group_remedy(entry['metric'])} "
                                "(the policy sets judge_every_group)")
     return entry
 
