@@ -93,3 +93,10 @@ def test_plain_words_for_a_low_but_nonzero_floor():
     assert plain_words(c).startswith("Robust accuracy under the reference attack is 3%")
     assert clause_brief({"id": "x", "metric": "checks.group_metrics.metrics.overall.accuracy", "value": 0.5,
                          "op": ">=", "threshold": 0.7}) == "x: 0.50, required ≥ 0.7."  # no plain words: as before
+
+
+def test_junit_names_the_attack_strength_of_the_floor():
+    from auditor.report import render_junit
+
+    xml = render_junit(_floor_results(0.0, "strict-ci")).decode()
+    assert "Robust accuracy under a 4/255 attack is 0%" in xml and "reference attack" not in xml

@@ -112,7 +112,7 @@ def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, 
     blocker = c.get("severity") == "blocker"
     outcome = "passed"
     if result == "fail" and blocker:
-        ET.SubElement(case, "failure", type="blocker", message=_text(clause_sentence(c), MAX_MESSAGE)).text = _text(_details(c))
+        ET.SubElement(case, "failure", type="blocker", message=_text(clause_sentence(c, results), MAX_MESSAGE)).text = _text(_details(c))
         outcome = "failure"
     elif result in UNDECIDED and blocker and not allow:
         msg = inconclusive_sentence(results, c)
@@ -120,7 +120,7 @@ def _case(suite: ET.Element, policy: str, c: dict[str, Any], results: dict[str, 
         outcome = "failure"
     elif result != "pass":
         if result == "fail":
-            msg = "warning (does not fail the gate): " + clause_sentence(c)
+            msg = "warning (does not fail the gate): " + clause_sentence(c, results)
         elif result == "not_run":
             msg = f"not run, does not count: {_reason(c.get('reason')) or 'its check was not run'}"
         elif result in UNDECIDED:
