@@ -156,7 +156,7 @@ class Attacks(Check):
         determinism = masking.output_determinism(model, x[:nd], batch_size=bs)
         result.count(grads, determinism)
 
-        overall: dict[str, Any] = {"clean_accuracy": _share(clean, ctx.seed), "settings": []}
+        overall: dict[str, Any] = {"clean_accuracy": _share(clean), "settings": []}
         curves: dict[str, Any] = {}
         correct_ref = None
         min_eps = None
@@ -190,8 +190,8 @@ class Attacks(Check):
 
         flags = self._flags(curves, grids, clean, blackbox, bb_idx, unbounded, grads, determinism, ref)
         if correct_ref is not None:
-            overall["robust_accuracy"] = _share(correct_ref, ctx.seed)
-            overall["attack_success_rate"] = _share(~correct_ref[clean], ctx.seed) if clean.any() else _none("no image was classified correctly")
+            overall["robust_accuracy"] = _share(correct_ref)
+            overall["attack_success_rate"] = _share(~correct_ref[clean]) if clean.any() else _none("no image was classified correctly")
         else:
             overall["robust_accuracy"] = _none("no white-box attack could run (no input gradient)")
             overall["attack_success_rate"] = _none("no white-box attack could run (no input gradient)")
@@ -305,7 +305,7 @@ class Attacks(Check):
                 sel = labels == g if labels is not None else np.zeros(len(rows), bool)
                 right = sel & clean
                 groups[g] = {"n": v["n"], "insufficient_data": v["insufficient_data"], "robust_accuracy": v["accuracy"],
-                             "attack_success_rate": _share(~correct_ref[right], ctx.seed) if right.any()
+                             "attack_success_rate": _share(~correct_ref[right]) if right.any()
                              else _none("no image of the group was classified correctly"),
                              "curves": {n: {a: boot.rounded_list(c[a][:, sel].mean(axis=1)) if sel.any() else None
                                             for a in ("fgsm", "pgd")} for n, c in curves.items()},
@@ -324,12 +324,9 @@ def _bb_entry(success: Any, queries: int, settings: dict[str, Any], eps: float, 
             "success_rate": boot.rounded(s.mean()) if s.size else None, "queries": int(queries), "settings": settings}
 
 
-def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean of a bool array with a seeded percentile bootstrap interval."""
-    v = np.asarray(flags, dtype=float)
-    if v.size == 0:
-        return _none("no image")
-    return metric(boot.rounded(v.mean()), boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95))
+def _share(flags: np.ndarray) -> dict[str, Any]:
+    """The share of True in a bool array with its Wilson score interval (it does not collapse at 0 or 1)."""
+    return boot.share(flags)
 
 
 def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, Any]:

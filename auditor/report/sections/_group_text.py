@@ -190,7 +190,11 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
         out.append({"title": "Intervals", "text": "No intervals were computed (n_boot = 0): every value is a point estimate."})
     else:
         out.append({"title": "Intervals", "text": (
-            f"Every rate and every disparity carries a {pct(conf)} percentile bootstrap interval from "
+            f"Every rate and every disparity carries a {pct(conf)} interval. A group's rate that is one proportion "
+            "(accuracy, error rate, and for a binary model selection rate, TPR, FNR, FPR, TNR and precision; "
+            "worst-group accuracy is its group's accuracy) uses the Wilson score interval, which stays inside "
+            "[0, 1] and does not collapse to a point at 0 or 1: 300 correct answers out of 300 give [0.987, 1], "
+            "not [1, 1]. Gaps, ratios, macro averages and calibration use a percentile bootstrap interval from "
             f"{count_or(n_boot)} resamples of the audited images, drawn as multinomial resamples of each group's "
             "confusion counts and seeded by the run's seed, so a re-run gives the same intervals. An interval "
             "describes the sampling uncertainty of this probe, not how the model would do on other data. The "
