@@ -91,3 +91,116 @@ def test_robust_accuracy_per_group_uses_wilson():
     out = robust_accuracy_by_group(ctx, rows, logits, n_boot=100, n_perm=0)
     acc = out["scopes"]["gender"]["groups"]["a"]["accuracy"]
     assert acc["value"] == 1.0 and acc["ci"] == boot.wilson_ci(100, 100)
+
+
+# -- 2. p-values at the permutation floor ---------------------------------------------------------------
+
+
+def _walk(x, path=()):
+    if isinstance(x, dict):
+        yield path, x
+        for k, v in x.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _walk(v, (*path, i))
+
+
+def test_a_permutation_p_value_records_its_floor_after_the_existing_keys():
+    res = get_check("group_metrics")(n_boot=100, n_perm=1000).run(_perfect_context())
+    gap = res.metrics["gender"]["accuracy_difference"]
+    assert gap["p_value"] == gap["p_floor"] == pytest.approx(1 / 1001, rel=1e-3)  # no permutation reached 0.5
+    assert list(gap)[-1] == "p_floor" and list(gap)[:2] == ["value", "ci"]
+    for _, entry in _walk(res.metrics):  # wherever a permutation p-value is written, its floor is too
+        if "p_value" in entry and entry["p_value"] is not None:
+            assert entry["p_floor"] is not None and entry["p_value"] >= entry["p_floor"]
+
+
+def test_robust_accuracy_gaps_carry_the_floor():
+    from auditor.checks.attack_groups import robust_accuracy_by_group
+
+    ctx = _perfect_context(100)
+    out = robust_accuracy_by_group(ctx, np.arange(200), np.eye(2)[ctx.predictions.y_pred], n_boot=100, n_perm=500)
+    gap = out["scopes"]["gender"]["accuracy_difference"]
+    assert gap["p_floor"] == pytest.approx(1 / 501, rel=1e-3) and gap["p_value"] == gap["p_floor"]
+
+
+def test_explanation_differences_carry_the_floor():
+    from auditor.checks._explanation_groups import N_PERM, scope_differences
+
+    labels = np.array(["a"] * 40 + ["b"] * 40, dtype=object)
+    values = {k: np.r_[np.zeros(40), np.ones(40)] + np.linspace(0, 0.01, 80)
+              for k in ("deletion_auc", "insertion_auc", "subject_share")}
+    out = scope_differences(labels, values, "saliency", 30, True, np.random.default_rng(0))
+    d = out["deletion_auc_difference"]
+    assert d["p_floor"] == pytest.approx(1 / (N_PERM + 1), rel=1e-3) and d["p_value"] == d["p_floor"]
+
+
+def test_the_one_p_value_formatter_prints_the_floor_as_a_bound():
+    from auditor.report._format import fmt_p, fmt_p_of, p_phrase_of, p_shown
+    from auditor.report._jinja import environment
+
+    floor = float(f"{1 / 10001:.4g}")
+    at = {"p_value": floor, "p_floor": floor, "p_adjusted": 0.0023}
+    assert fmt_p(floor, floor) == "<0.0001"
+    assert fmt_p_of(at, "p_value") == "<0.0001"
+    assert fmt_p_of(at) == "<0.0023"  # the adjusted value of a floored p-value is a bound too
+    assert p_phrase_of(at) == "p < 0.0023"
+    assert environment().filters["p"](p_shown(at)) == "<0.0023"  # what the HTML and PDF tables print
+    above = {"p_value": 0.0004, "p_floor": floor, "p_adjusted": 0.0092}
+    assert fmt_p_of(above) == "0.0092" and fmt_p(0.03) == "0.03" and fmt_p(0.0004) == "<0.001"
+    assert fmt_p(1 / 1001, 1 / 1001) == "<0.001" and fmt_p(1 / 2001, 1 / 2001) == "<0.0005"
+
+
+def test_group_section_rows_show_the_floor():
+    from auditor.report._format import fmt_p
+    from auditor.report.sections.group_metrics import _disparity_rows
+
+    res = get_check("group_metrics")(n_boot=100, n_perm=1000).run(_perfect_context())
+    rows, _ = _disparity_rows(res.metrics["gender"])
+    acc = next(r for r in rows if r["stem"] == "accuracy")
+    assert fmt_p(acc["p_adjusted"]).startswith("<") and fmt_p(acc["p_value"]) == "<0.001"
+
+
+# -- 3. one significance rule ------------------------------------------------------------------------------
+
+
+def test_significance_rule_is_one_function():
+    from auditor.checks.significance import significant
+
+    assert significant(0.009, 0.05) is True and significant(0.05, 0.05) is False
+    assert significant(None, 0.05) is None and significant(float("nan"), 0.05) is None
+
+
+def test_an_explanation_difference_with_adjusted_p_below_alpha_is_significant():
+    from auditor.checks._explanation_groups import findings
+
+    def entry(p):
+        return {"value": 0.3, "ci": [0.1, 0.5], "method": "saliency", "lowest": "a", "highest": "b", "groups_compared": 2,
+                "p_value": p, "p_adjusted": None, "reason": None, "significant": None}
+
+    metrics = {"race": {"scope": {"kind": "attribute"}, "deletion_auc_difference": entry(0.003),
+                        "insertion_auc_difference": entry(0.5), "subject_share_difference": entry(0.6)}}
+    found = findings(metrics, ["race"], 0.05)
+    d = metrics["race"]["deletion_auc_difference"]
+    assert d["p_adjusted"] == pytest.approx(0.009) and d["significant"] is True  # was null (issue 17)
+    assert metrics["race"]["insertion_auc_difference"]["significant"] is False
+    assert [f["metric"] for f in found] == ["deletion_auc_difference"]
+
+
+def test_every_group_metrics_entry_with_an_adjusted_p_value_says_whether_it_is_significant():
+    res = get_check("group_metrics")(n_boot=100, n_perm=500, alpha=0.05).run(_perfect_context())
+    seen = 0
+    for _, entry in _walk({"m": res.metrics, "g": res.by_group}):
+        if entry.get("p_adjusted") is not None:
+            seen += 1
+            assert entry["significant"] is (entry["p_adjusted"] < 0.05)
+    assert seen > 0
+
+
+def test_spurious_candidates_carry_the_same_rule():
+    from auditor.checks.spurious import _adjust
+
+    cands = [{"p_value": 0.001, "confirmed": True, "on_subject": False}, {"p_value": 0.2, "confirmed": True, "on_subject": False}]
+    _adjust(cands, 0.05)
+    assert [c["significant"] for c in cands] == [True, False] and [c["confirmed"] for c in cands] == [True, False]

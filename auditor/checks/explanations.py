@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditor.checks._explanation_groups import (
-    GROUP_METRICS, NO_BOXES, by_group, compared_groups, findings, group_sample, scope_differences as _scope,
+    ALPHA, GROUP_METRICS, N_PERM, NO_BOXES, by_group, compared_groups, findings, group_sample, scope_differences as _scope,
 )
 from auditor.checks._explanation_groups import finding as _finding  # noqa: F401  (the name the tests use)
 from auditor.checks._explanation_scores import (
@@ -223,6 +223,7 @@ class Explanations(Check):
         result.by_group = by_group({a: table.loc[pred.index[rows], a].to_numpy(dtype=object) for a in attributes},
                                    per_image, cfg["min_group_size"], rng)
         result.params["n_group_images"] = int(len(compared_rows))
+        result.params["n_perm"], result.params["alpha"] = N_PERM, ALPHA  # the group differences' test
         for attribute in attributes:
             labels = table.loc[pred.index[compared_rows], attribute].to_numpy(dtype=object)
             scope = _scope(labels, compared, ref, cfg["min_group_size"], has_subjects, rng)

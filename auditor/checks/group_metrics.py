@@ -390,8 +390,8 @@ class GroupMetrics(Check):
                 entries.append(metrics["equal_opportunity_difference"])
             p = sig.permutation_pvalue(entries[0]["value"], null_d)
             if p is not None:
-                for e in entries:
-                    e["p_value"] = _p(p)
+                for e in entries:  # p_floor: no p-value below it is possible with these permutations
+                    e["p_value"], e["p_floor"] = _p(p), _p(sig.permutation_floor(null_d))
                 gap_p.append((entries, p))
 
     def _power(self, metrics: dict[str, Any], cells: np.ndarray, n: np.ndarray, scope: Scope, positive: int | None) -> None:

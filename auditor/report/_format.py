@@ -26,6 +26,7 @@ __all__ = [
     "dig",
     "fmt_num",
     "fmt_p",
+    "fmt_p_of",
     "fmt_plain",
     "fmt_prose",
     "is_metric",
@@ -34,6 +35,9 @@ __all__ = [
     "metric_label",
     "metric_text",
     "metric_value",
+    "p_at_floor",
+    "p_phrase_of",
+    "p_shown",
     "short",
 ]
 
@@ -64,7 +68,7 @@ _SUFFIXES = {
     "_ratio": " ratio",
 }
 _METRIC_KEYS = {"value", "ci", "groups", "reason", "p_value", "p_adjusted", "significant", "power",
-                "excluded_groups", "driven_by", "rule"}
+                "excluded_groups", "driven_by", "rule", "p_floor"}
 
 
 def as_dict(x: Any) -> dict[str, Any]:
@@ -128,13 +132,62 @@ def fmt_prose(x: Any) -> str:
     return fmt_num(x, 2) if abs(x) >= 0.005 or x == 0 else fmt_num(x, 3)
 
 
-def fmt_p(x: Any) -> str:
-    """A p-value: "<0.001" below a thousandth, else two significant digits ("0.012", "0.34")."""
+class PBound(float):
+    """A p-value that is only an upper bound: a permutation p-value at its floor 1 / (B + 1), or an adjusted
+    p-value computed from one. `fmt_p` writes it "<0.0001"; anywhere else it is the number it holds."""
+
+    __slots__ = ()
+
+
+def _bound(x: float) -> str:
+    """``x`` rounded up to two significant digits, in plain decimals: 1/10001 -> "0.0001", 0.0023 -> "0.0023"."""
+    if x <= 0:
+        return "0"
+    e = math.floor(math.log10(x)) - 1
+    v = math.ceil(x / 10**e * (1 - 1e-9)) * 10**e
+    return f"{v:.{max(0, -e)}f}".rstrip("0").rstrip(".") if e < 0 else f"{v:g}"
+
+
+def fmt_p(x: Any, floor: Any = None) -> str:
+    """A p-value: "<0.001" below a thousandth, else two significant digits ("0.012", "0.34").
+
+    A p-value at or below ``floor`` (a permutation test's smallest possible p-value, 1 / (B + 1)) or a
+    `PBound` is only a bound: "<0.0001" for B = 10,000 permutations, never an exact-looking number.
+    """
     if not _is_real(x) or not math.isfinite(x):
         return NA
+    if isinstance(x, PBound) or (_is_real(floor) and math.isfinite(floor) and x <= floor * (1 + 1e-6)):
+        return "<" + _bound(float(x) if isinstance(x, PBound) or not _is_real(floor) else max(float(x), float(floor)))
     if x < 0.001:
         return "<0.001"
     return f"{x:.2g}" if x < 0.1 else f"{x:.2f}"
+
+
+def p_at_floor(entry: Any) -> bool:
+    """Whether an entry's raw permutation p-value sits at its ``p_floor`` (no permutation reached the gap)."""
+    p, floor = dig(entry, "p_value"), dig(entry, "p_floor")
+    return (_is_real(p) and _is_real(floor) and math.isfinite(p) and math.isfinite(floor)
+            and p <= floor * (1 + 1e-6))
+
+
+def p_shown(entry: Any, key: str = "p_adjusted") -> float | None:
+    """The entry's ``key`` p-value for display: a `PBound` when the raw p-value is at the permutation floor
+    (an adjusted p-value is then the floor times the correction's factor: a bound too), else the number."""
+    x = dig(entry, key)
+    if not _is_real(x) or not math.isfinite(x):
+        return None
+    return PBound(x) if p_at_floor(entry) else float(x) if isinstance(x, float) else x
+
+
+def fmt_p_of(entry: Any, key: str = "p_adjusted") -> str:
+    """`fmt_p` of an entry's ``p_adjusted`` (or ``key``), written "<x" when its raw p-value is at ``p_floor``."""
+    return fmt_p(p_shown(entry, key))
+
+
+def p_phrase_of(entry: Any, key: str = "p_adjusted") -> str:
+    """"p < 0.0001" (a bound: at the permutation floor, or below 0.001) or "p = 0.03", from an entry."""
+    text = fmt_p_of(entry, key)
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def is_metric(x: Any) -> bool:

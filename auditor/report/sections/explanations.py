@@ -19,7 +19,7 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._curves import faithfulness_curves, sanity_chart
 from auditor.report._findings import scope_label
 from auditor.report._format import (
-    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
+    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, p_shown, short
 )
 
 from auditor.report._markdown import md, md_rate, md_rows
@@ -198,7 +198,8 @@ def _differences(metrics: dict[str, Any], methods: dict[str, Any]) -> tuple[list
             method = d.get("method")
             scope.append({"attribute": scope_label(attr), "label": DIFFERENCES.get(key) or metric_label(key),
                           "method": method_label(method, methods) if method not in (None, "") else "",
-                          "difference": d, "groups": _group_names(d), "compared": _int(d.get("groups_compared"))})
+                          "difference": d, "groups": _group_names(d), "compared": _int(d.get("groups_compared")),
+                          "p_adjusted": p_shown(d), "significant": d.get("significant")})
         reasons = {_text(r["difference"].get("reason")) for r in scope if metric_value(r["difference"]) is None}
         if len(scope) > 1 and all(metric_value(r["difference"]) is None for r in scope) and len(reasons) == 1:
             scope = [{**scope[0], "label": "Every difference", "method": ""}]  # one "n/a (why)" for the attribute
