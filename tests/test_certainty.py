@@ -204,3 +204,121 @@ def test_spurious_candidates_carry_the_same_rule():
     cands = [{"p_value": 0.001, "confirmed": True, "on_subject": False}, {"p_value": 0.2, "confirmed": True, "on_subject": False}]
     _adjust(cands, 0.05)
     assert [c["significant"] for c in cands] == [True, False] and [c["confirmed"] for c in cands] == [True, False]
+
+
+# -- 4. group-balanced samples ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def faces_1200():
+    from probes import open_probe
+
+    probe = open_probe("synth:faces:n=1200")
+    return probe, {a: probe.table[a].to_numpy(dtype=object) for a in probe.attributes}
+
+
+@pytest.mark.parametrize(("check", "param"), [("attacks", "n_images"), ("explanations", "n_group_images")])
+def test_every_group_gets_enough_sampled_images_at_the_standard_budget(faces_1200, check, param):
+    from auditor.checks.sampling import group_balanced_rows
+
+    probe, labels = faces_1200
+    cls = get_check(check)
+    n = cls.params[param].budget[1]  # the standard budget's size
+    rows = group_balanced_rows(labels, len(probe.table), n, 0, check)
+    assert len(rows) == n == len(set(rows.tolist()))
+    min_n = cls.params["min_group_size"].default
+    for attribute in probe.attributes:
+        counts = probe.table.loc[rows, attribute].value_counts()
+        assert counts.min() >= min_n, (attribute, counts.to_dict())  # a 300-image group is never undecided
+        assert counts.max() - counts.min() <= 1  # as even as the probe allows
+    race = probe.table.loc[group_balanced_rows(labels, len(probe.table), 128, 0, "attacks"), "race"].value_counts()
+    assert race.to_dict() == dict.fromkeys(race.index, 32)
+
+
+def test_balanced_rows_are_seeded_keep_their_start_and_give_a_small_group_all_it_has(faces_1200):
+    from auditor.checks.sampling import group_balanced_rows, random_rows
+
+    probe, labels = faces_1200
+    total = len(probe.table)
+    a = group_balanced_rows(labels, total, 128, 0, "attacks")
+    assert np.array_equal(a, group_balanced_rows(labels, total, 128, 0, "attacks"))
+    assert not np.array_equal(a, group_balanced_rows(labels, total, 128, 1, "attacks"))
+    start = np.arange(0, total, 23)
+    b = group_balanced_rows(labels, total, 256, 0, "explanations-groups", start=start)
+    assert len(b) == 256 and np.isin(start, b).all()
+    assert probe.table.loc[b, "race"].value_counts().min() >= 60
+    race = labels["race"].copy()
+    small = np.flatnonzero(race == "asian")[10:]
+    race[small] = "white"  # asian now has 10 images: it gives all 10, the others share the rest
+    c = group_balanced_rows({"race": race}, total, 128, 0, "attacks")
+    counts = {g: int((race[c] == g).sum()) for g in set(race)}
+    assert counts["asian"] == 10 and sorted(v for g, v in counts.items() if g != "asian") == [39, 39, 40]
+    assert np.array_equal(group_balanced_rows({}, total, 50, 0, "x"), random_rows(total, 50, 0, "x"))
+
+
+def test_the_attacks_check_attacks_a_balanced_sample():
+    import torch
+    from torch import nn
+
+    from tests.conftest import check_context
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 2))
+    ctx = check_context(model, probe=240)
+    res = get_check("attacks")(n_images=32, steps=1, blackbox=False, eps_linf="4/255", eps_l2="0.5",
+                               min_group_size=5).run(ctx)
+    assert res.params["n_images"] == 32
+    assert {g: v["n"] for g, v in res.by_group["race"].items()} == {"asian": 8, "black": 8, "indian": 8, "white": 8}
+
+
+# -- 5. the undecided text names the real cause and remedy -------------------------------------------------
+
+
+def _thin_results(budget="standard"):
+    probe = {g: {"n": 300} for g in ("asian", "black", "indian", "white")} | {"other": {"n": 12}}
+    sampled = {"asian": {"n": 28, "insufficient_data": True}, "black": {"n": 29, "insufficient_data": True},
+               "indian": {"n": 35, "insufficient_data": False}, "white": {"n": 36, "insufficient_data": False},
+               "other": {"n": 3, "insufficient_data": True}}
+    return {"budget": budget, "checks": {
+        "group_metrics": {"by_group": {"race": probe}},
+        "attacks": {"params": {"n_images": 128, "min_group_size": 30}, "by_group": {"race": sampled}}}}
+
+
+def test_the_undecided_text_blames_the_sample_and_names_a_larger_one():
+    from auditor.report._format import sample_remedy
+
+    text = sample_remedy(_thin_results(), "attacks", "race", ["asian", "black"])
+    assert "enough images" in text and "asian 28 of 300" in text and "black 29 of 300" in text
+    assert "--budget thorough" in text and "--param attacks.n_images=138" in text
+    assert "min_group_size" not in text and "lower" not in text and "add images" not in text
+    whole = sample_remedy(_thin_results("thorough"), "attacks", "race")  # every thin group, thorough budget
+    assert "--budget" not in whole and "--param attacks.n_images=" in whole
+    assert "add images of them to the probe" in whole and "other (n=12)" in whole
+    assert sample_remedy(_thin_results(), "attacks", "gender") == ""
+
+
+def test_an_undecided_robustness_clause_says_so_on_page_1():
+    from auditor.report._findings import inconclusive_sentence
+
+    clause = {"id": "robust-gap[race]", "metric": "checks.attacks.metrics.race.robust_accuracy_difference",
+              "result": "insufficient_data", "reason": "two groups had too few images", "excluded_groups": ["asian", "black"]}
+    text = inconclusive_sentence(_thin_results(), clause)
+    assert "--param attacks.n_images=138" in text and "sample" in text
+
+
+def test_an_explanations_clause_names_its_own_sample_parameter():
+    from auditor.report._format import sample_remedy
+
+    results = _thin_results()
+    results["checks"]["explanations"] = {"params": {"n_group_images": 256, "min_group_size": 30},
+                                         "by_group": {"race": {"asian": {"n": 20, "insufficient": True}}}}
+    text = sample_remedy(results, "explanations", "race")
+    assert "--param explanations.n_group_images=384" in text and "lower" not in text
+
+
+def test_no_check_suggests_a_smaller_minimum_group_size():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "auditor"
+    for path in [*(root / "checks").glob("*.py"), *(root / "report" / "sections").glob("*.py"), root / "report" / "_format.py"]:
+        assert "lower min_group_size" not in path.read_text(), path

@@ -35,12 +35,14 @@ def group_sample(ctx: CheckContext, model: Any, rows: np.ndarray, method: str, f
     """The reference method's per-image deletion, insertion and subject share on ``n_group_images`` images:
     the ``rows`` already explained and further seeded rows, explained, scored and measured the same way."""
     import torch  # imported when run: keeps `auditor checks` fast
-    from auditor.checks.sampling import load_rows, random_rows, subject_masks
+    from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows, subject_masks
     from auditor.explain import attributions as attr
 
     pred = ctx.predictions
-    pool = random_rows(len(pred), size["n_group_images"], ctx.seed, "explanations-groups")
-    extra = pool[~np.isin(pool, rows)][: max(0, size["n_group_images"] - len(rows))]
+    # the rows already explained, then rows that even out every attribute's groups as far as the probe allows
+    pool = group_balanced_rows(group_labels(ctx), len(pred), size["n_group_images"], ctx.seed, "explanations-groups",
+                               start=rows)
+    extra = pool[~np.isin(pool, rows)]
     if not len(extra):
         return first, rows
     images, extra = load_rows(ctx, extra)
@@ -90,7 +92,8 @@ def scope_differences(labels: np.ndarray, values: dict[str, np.ndarray] | None, 
             entry["groups_compared"] = len(kept)
             if len(kept) < 2:
                 entry["reason"] = (f"fewer than two groups have {min_n} or more images (groups: "
-                                   f"{', '.join(f'{g}' for g in names) or 'none'}); raise n_images or --budget")
+                                   f"{', '.join(f'{g}' for g in names) or 'none'}) in the group sample; raise it with "
+                                   "--param explanations.n_group_images=N or a larger --budget")
             else:
                 lo, hi = int(np.argmin(means)), int(np.argmax(means))
                 null = permuted_gaps(pooled, rng)

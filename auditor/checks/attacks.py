@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from auditor.checks.attack_groups import robust_accuracy_by_group
+from auditor.checks.attack_groups import GAP_METRICS, robust_accuracy_by_group
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
@@ -134,14 +134,16 @@ class Attacks(Check):
         import torch  # imported when run: keeps `auditor checks` fast
         from auditor.attacks import gallery as gallery_, masking
         from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
-        from auditor.checks.sampling import load_rows, random_rows
+        from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows
 
         start = time.perf_counter()
         cfg = self.config
         size = self.at_budget(ctx.budget)
         grids, ref = self._grids()
         pred = ctx.predictions
-        rows = random_rows(len(pred), size["n_images"], ctx.seed, "attacks")
+        # balanced over every audited attribute's groups, so a group the probe has enough of is never too
+        # thin in the sample for its robust accuracy (128 images over 4 groups: 32 each)
+        rows = group_balanced_rows(group_labels(ctx), len(pred), size["n_images"], ctx.seed, "attacks")
         x, rows = load_rows(ctx, rows)
         x = x.to(ctx.device)
         y = torch.as_tensor(pred.y_true[rows], dtype=torch.long, device=ctx.device)
@@ -294,6 +296,10 @@ class Attacks(Check):
         per = robust_accuracy_by_group(ctx, rows, np.eye(k)[adv], n_boot=N_BOOT, min_group_size=self.config["min_group_size"])
         table = ctx.probe.table.loc[ctx.predictions.index[rows]].reset_index(drop=True)
         for scope, entry in per["scopes"].items():
+            for m in GAP_METRICS:  # a gap the sample could not measure: the sample is the cause, a larger one the cure
+                if isinstance(entry.get(m), dict) and entry[m].get("value") is None and entry[m].get("reason"):
+                    entry[m]["reason"] += (f" among the {len(rows)} attacked images; raise the sample with "
+                                           "--param attacks.n_images=N or a larger --budget")
             result.metrics[scope] = {"scope": entry.get("scope"), **({"reason": entry["reason"]} if "reason" in entry else {}),
                                      **{f"robust_{m}" if m != "worst_group_accuracy" else "worst_group_robust_accuracy": v
                                         for m, v in entry.items() if m in ("accuracy_difference", "accuracy_ratio",

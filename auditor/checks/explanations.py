@@ -144,7 +144,7 @@ class Explanations(Check):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         import torch  # imported when run: keeps `auditor checks` fast
-        from auditor.checks.sampling import load_rows, random_rows, subject_masks
+        from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows, subject_masks
         from auditor.explain import attributions as attr
         from auditor.frozen import frozen
 
@@ -153,7 +153,7 @@ class Explanations(Check):
         size = self.at_budget(ctx.budget)
         methods = parse_methods(cfg["methods"])
         pred = ctx.predictions
-        rows = random_rows(len(pred), size["n_images"], ctx.seed, "explanations")
+        rows = group_balanced_rows(group_labels(ctx), len(pred), size["n_images"], ctx.seed, "explanations")
         images, rows = load_rows(ctx, rows)
         n, _, h, w = images.shape
         settings = self._settings(size, (h, w), ctx.batch_size, ctx.seed)

@@ -22,6 +22,7 @@ __all__ = [
     "NA",
     "as_dict",
     "as_list",
+    "clause_scope",
     "clean_text",
     "dig",
     "fmt_num",
@@ -38,6 +39,7 @@ __all__ = [
     "p_at_floor",
     "p_phrase_of",
     "p_shown",
+    "sample_remedy",
     "short",
 ]
 
@@ -256,3 +258,68 @@ def metric_label(name: Any) -> str:
             return _LABELS[stem] + words
     text = key.replace("_", " ").strip()
     return text[:1].upper() + text[1:] if text else key
+
+
+def clause_scope(c: Any) -> str | None:
+    """The scope a policy clause entry reads: its ``scope``, else ``checks.CHECK.metrics.SCOPE.METRIC``'s SCOPE."""
+    c = as_dict(c)
+    if c.get("scope") not in (None, ""):
+        return str(c["scope"])
+    parts = str(c.get("metric") or "").split(".")
+    return parts[3] if len(parts) > 4 and parts[0] == "checks" else None
+
+
+SAMPLE_PARAMS = {"attacks": "n_images", "explanations": "n_group_images"}
+"""The parameter that sizes each costly check's group sample (the checks that do not see every probe image)."""
+_LARGER_BUDGET = {"quick": "standard", "standard": "thorough"}
+
+
+def _count(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def sample_remedy(results: Any, check: Any, scope: Any, groups: Any = None) -> str:
+    """Why groups of ``scope`` were too small for ``check`` and what would fix it, as a sentence ("" when
+    nothing is known). Never a smaller minimum group size: that would weaken the gate, not decide it.
+
+    When the probe holds enough images of a group (its group-metrics ``n``) but the check's sample gave it
+    fewer, the cause is the sample: a larger budget or ``--param CHECK.PARAM=N`` decides it. When the probe
+    itself is short of a group, images of it must be added. ``groups``: the groups to explain (default: every
+    group the check marks too small in that scope).
+    """
+    node = as_dict(dig(results, "checks", check))
+    sampled = as_dict(dig(node, "by_group", scope))
+    probe = as_dict(dig(results, "checks", "group_metrics", "by_group", scope))
+    min_n = _count(dig(node, "params", "min_group_size"))
+    if min_n is None:
+        return ""
+    names = [str(g) for g in as_list(groups)] or [
+        str(g) for g, v in sampled.items() if as_dict(v).get("insufficient_data") or as_dict(v).get("insufficient")]
+    rows = [(g, _count(dig(sampled, g, "n")), _count(dig(probe, g, "n"))) for g in names]
+    rows = [(g, n, total) for g, n, total in rows if n is not None and n < min_n]
+    if not rows:
+        return ""
+    short_in_probe = [(g, total) for g, _, total in rows if total is not None and total < min_n]
+    by_sample = [(g, n, total) for g, n, total in rows if total is None or total >= min_n]
+    parts = []
+    param = SAMPLE_PARAMS.get(str(check))
+    if by_sample and param:
+        listed = ", ".join(f"{short(g, 60)} {n}" + (f" of {total:,}" if total is not None else "") for g, n, total in by_sample[:4])
+        size = _count(dig(node, "params", param))
+        smallest = min(n for _, n, _ in by_sample)
+        need = -(-(size or 0) * min_n // max(smallest, 1)) if size else None
+        budget = _LARGER_BUDGET.get(str(dig(results, "budget")))
+        how = f"--budget {budget} or " if budget else ""
+        how += f"--param {check}.{param}={need}" if need else f"a larger --param {check}.{param}"
+        parts.append(f"the probe has enough images of these groups, but the {check} check's sample"
+                     + (f" of {size:,}" if size else "") + f" gave them fewer than {min_n} ({listed}); "
+                     f"rerun with a larger sample: {how}")
+    elif by_sample:
+        parts.append(f"the {check} check's sample gave " + ", ".join(short(g, 60) for g, _, _ in by_sample[:4])
+                     + f" fewer than {min_n} images; rerun with a larger sample or budget")
+    if short_in_probe:
+        parts.append("the probe itself has fewer than " + f"{min_n} images of "
+                     + ", ".join(f"{short(g, 60)} (n={total})" for g, total in short_in_probe[:4])
+                     + "; add images of them to the probe")
+    text = "; ".join(parts)
+    return " " + text[:1].upper() + text[1:] + "."

@@ -47,7 +47,8 @@ def methodology(params: dict[str, Any], overall: dict[str, Any]) -> list[dict[st
     l2_ref = f" ({fmt_plain(l2_ref)})" if metric_value(l2_ref) is not None else ""
     out = [
         {"title": "White-box attacks", "text": (
-            f"{count_or(params.get('n_images'))} images are sampled uniformly from the probe (seeded) and attacked with full "
+            f"{count_or(params.get('n_images'))} images are sampled from the probe (seeded), as evenly across the groups of "
+            "each audited attribute as the probe allows (128 images over 4 groups: 32 each), and attacked with full "
             "access to the model's gradients: FGSM (one signed-gradient step of size eps) and PGD (Madry et al., "
             f"projected gradient descent{' from a random start' if start is not False else ''}, {count_or(steps)} steps of "
             f"size 2.5·eps/steps, {count_or(restarts)} restart(s), the worst result per image kept). Perturbations are in "

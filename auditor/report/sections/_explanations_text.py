@@ -88,7 +88,8 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
             "more than the model. Methods too costly to recompute at every stage are marked not run.")},
         {"title": "Explanations by group", "text": (
             "The deletion and insertion AUCs and the subject share (the share of |attribution| inside the subject's "
-            "box, when the probe has boxes) are computed per group of each sensitive attribute. For each attribute, the "
+            "box, when the probe has boxes) are computed per group of each sensitive attribute, on images drawn as "
+            "evenly across each attribute's groups as the probe allows (seeded). For each attribute, the "
             f"difference between the highest and the lowest group is reported with {interval}, for the method named "
             "next to it; a difference is compared only between groups with "
             + (f"at least {min_n} images" if min_n else "enough images") + ", and the others are shown but marked "

@@ -14,6 +14,7 @@ from auditor.report._curves import robustness_curves
 from auditor.report._findings import scope_label
 from auditor.report._format import (
     NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, p_shown, short,
+    clause_scope, sample_remedy,
 )
 from auditor.report._markdown import md, md_rate
 from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
@@ -326,6 +327,11 @@ class AttacksPresenter(Presenter):
         return [f"clean accuracy: {md_rate(overall.get('clean_accuracy'))}",
                 f"robust accuracy at {at['ref']} (PGD, L∞): {md_rate(overall.get('robust_accuracy'))}",
                 at["trust"]["summary"]]
+
+    def clause_hint(self, check: dict[str, Any], results: dict[str, Any], clause: dict[str, Any]) -> str:
+        """An undecided clause whose groups the sample left thin: the sample is the cause, a larger one the remedy."""
+        scope = clause_scope(clause)
+        return sample_remedy(results, "attacks", scope, clause.get("excluded_groups")) if scope else ""
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
         if not ran(check):
