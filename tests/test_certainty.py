@@ -322,3 +322,35 @@ def test_no_check_suggests_a_smaller_minimum_group_size():
     root = pathlib.Path(__file__).resolve().parents[1] / "auditor"
     for path in [*(root / "checks").glob("*.py"), *(root / "report" / "sections").glob("*.py"), root / "report" / "_format.py"]:
         assert "lower min_group_size" not in path.read_text(), path
+
+
+def test_a_group_short_in_the_probe_itself_needs_images_not_a_smaller_minimum():
+    from auditor.report._format import sample_remedy
+
+    results = {"checks": {"group_metrics": {"params": {"min_group_size": 30},
+                                            "by_group": {"race": {"other": {"n": 12, "insufficient_data": True}}}}}}
+    text = sample_remedy(results, "group_metrics", "race")
+    assert "add images of them to the probe" in text and "other (n=12)" in text and "lower" not in text
+
+
+def test_a_thin_explanations_sample_names_the_group_sample_parameter():
+    from auditor.checks._explanation_groups import scope_differences
+
+    labels = np.array(["a"] * 20 + ["b"] * 20, dtype=object)
+    values = {k: np.linspace(0, 1, 40) for k in ("deletion_auc", "insertion_auc", "subject_share")}
+    reason = scope_differences(labels, values, "saliency", 30, True, np.random.default_rng(0))["deletion_auc_difference"]["reason"]
+    assert "--param explanations.n_group_images=N" in reason and "min_group_size" not in reason
+
+
+def test_a_robust_gap_the_attacked_sample_cannot_measure_says_the_sample_is_the_cause():
+    import torch
+    from torch import nn
+
+    from tests.conftest import check_context
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 2))
+    res = get_check("attacks")(n_images=16, steps=1, blackbox=False, eps_linf="4/255", eps_l2="0.5",
+                               min_group_size=30).run(check_context(model, probe=240))
+    reason = res.metrics["race"]["robust_accuracy_difference"]["reason"]
+    assert "among the 16 attacked images" in reason and "--param attacks.n_images=N" in reason
