@@ -123,7 +123,8 @@ def test_group_significance_is_marked_next_to_the_value(page2: str) -> None:
 
 def test_methodology_reads_its_numbers_from_the_run(page2: str) -> None:
     method = _section(page2, "methodology")
-    assert "95% percentile bootstrap interval from 1,000 resamples" in method
+    assert "95% interval" in method and "Wilson score interval" in method
+    assert "percentile bootstrap interval from 1,000 resamples" in method
     assert "10,000 random permutations" in method and "Holm" in method and "alpha = 0.05" in method
     assert "fewer than 30 images" in method and "80% power" in method and "15 equal-width bins" in method
 

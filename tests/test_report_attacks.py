@@ -235,7 +235,7 @@ def test_eps_text(x: Any, norm: str, text: str) -> None:
 
 def test_methodology_reads_the_checks_parameters() -> None:
     method = render_html(results_attacks()).split('id="methodology"', 1)[1].split("</section>", 1)[0]
-    for text in ("How adversarial robustness is measured", "128 images are sampled uniformly", "FGSM", "Madry et al.",
+    for text in ("How adversarial robustness is measured", "128 images are sampled from the probe (seeded), as evenly across the groups", "FGSM", "Madry et al.",
                  "from a random start", "10 steps of size 2.5·eps/steps", "1 restart(s)",
                  "L∞ eps 1/255, 2/255, 4/255, 8/255, 16/255", "L2 eps 0.1, 0.25, 0.5, 1", "[0, 1] pixel units",
                  "bisection to a tolerance of 1/255", "reference eps 4/255", "permutation tests", "subsample of 32 images",

@@ -12,7 +12,7 @@ from auditor.checks._explanation_scores import (
     LEVEL, N_BOOT, area, count, faithfulness_curves, mean, perturbation_masks, subject_share,
 )
 from auditor.checks.base import CheckContext, CheckResult
-from auditor.checks.significance import adjust_pvalues, permutation_pvalue
+from auditor.checks.significance import adjust_pvalues, permutation_floor, permutation_pvalue, significant
 from auditor.explain import LABELS
 from auditor.results import metric
 
@@ -35,12 +35,14 @@ def group_sample(ctx: CheckContext, model: Any, rows: np.ndarray, method: str, f
     """The reference method's per-image deletion, insertion and subject share on ``n_group_images`` images:
     the ``rows`` already explained and further seeded rows, explained, scored and measured the same way."""
     import torch  # imported when run: keeps `auditor checks` fast
-    from auditor.checks.sampling import load_rows, random_rows, subject_masks
+    from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows, subject_masks
     from auditor.explain import attributions as attr
 
     pred = ctx.predictions
-    pool = random_rows(len(pred), size["n_group_images"], ctx.seed, "explanations-groups")
-    extra = pool[~np.isin(pool, rows)][: max(0, size["n_group_images"] - len(rows))]
+    # the rows already explained, then rows that even out every attribute's groups as far as the probe allows
+    pool = group_balanced_rows(group_labels(ctx), len(pred), size["n_group_images"], ctx.seed, "explanations-groups",
+                               start=rows)
+    extra = pool[~np.isin(pool, rows)]
     if not len(extra):
         return first, rows
     images, extra = load_rows(ctx, extra)
@@ -72,7 +74,7 @@ def scope_differences(labels: np.ndarray, values: dict[str, np.ndarray] | None, 
     big = [g for g in names if sum(str(v) == g for v in labels) >= min_n]
     for name, key in GROUP_METRICS.items():
         entry = metric(None, method=method, lowest=None, highest=None, groups_compared=0, p_value=None,
-                       p_adjusted=None, reason=None)
+                       p_adjusted=None, reason=None, significant=None)
         if values is None:
             entry["reason"] = "no attribution method could run"
         elif name == "subject_share" and not has_subjects:
@@ -90,12 +92,15 @@ def scope_differences(labels: np.ndarray, values: dict[str, np.ndarray] | None, 
             entry["groups_compared"] = len(kept)
             if len(kept) < 2:
                 entry["reason"] = (f"fewer than two groups have {min_n} or more images (groups: "
-                                   f"{', '.join(f'{g}' for g in names) or 'none'}); raise n_images or --budget")
+                                   f"{', '.join(f'{g}' for g in names) or 'none'}) in the group sample; raise it with "
+                                   "--param explanations.n_group_images=N or a larger --budget")
             else:
                 lo, hi = int(np.argmin(means)), int(np.argmax(means))
+                null = permuted_gaps(pooled, rng)
                 entry.update(value=boot.rounded(means[hi] - means[lo]), lowest=kept[lo], highest=kept[hi],
                              ci=boot.interval(boot.disparity_draws(np.stack(draws, axis=1))["difference"], LEVEL),
-                             p_value=boot.rounded(permutation_pvalue(means[hi] - means[lo], permuted_gaps(pooled, rng))))
+                             p_value=boot.rounded(permutation_pvalue(means[hi] - means[lo], null)),
+                             p_floor=boot.rounded(permutation_floor(null)))
         out[key] = entry
     return out
 
@@ -116,18 +121,25 @@ def finding(attribute: str, name: str, entry: Any, min_difference: float) -> dic
     is below `ALPHA` (the bootstrap interval of a max - min gap sits above 0 almost always, so it cannot decide)."""
     if name == "scope" or not isinstance(entry, dict) or entry.get("value") is None or entry.get("p_adjusted") is None:
         return None
-    if entry["value"] < min_difference or entry["p_adjusted"] >= ALPHA:
+    if entry["value"] < min_difference or significant(entry["p_adjusted"], ALPHA) is not True:
         return None
     what = {"subject_share_difference": "share of attribution on the subject",
             "deletion_auc_difference": "deletion AUC (how fast removing the attributed pixels destroys the prediction)",
             "insertion_auc_difference": "insertion AUC (how fast the attributed pixels restore the prediction)"}[name]
     text = (f"By {attribute}, the {what} differs by {entry['value']:.2f} between {entry['highest']} (highest) and "
             f"{entry['lowest']} (lowest), 95% interval {entry['ci'][0]:.2f} to {entry['ci'][1]:.2f}, "
-            f"permutation p = {entry['p_adjusted']:.3g} (Holm), "
+            f"permutation p {_p_text(entry)} (Holm), "
             f"under {LABELS.get(entry['method'], entry['method'])}: the model looks at different evidence for these groups.")
     return {"attribute": attribute, "metric": name, "method": entry["method"], "lowest": entry["lowest"],
             "highest": entry["highest"], "value": entry["value"], "ci": entry["ci"], "p_adjusted": entry["p_adjusted"],
             "text": text}
+
+
+def _p_text(entry: dict[str, Any]) -> str:
+    """"= 0.012", or "< 0.006" when the raw p-value is at the permutation floor (the adjusted one is then a bound)."""
+    floor, raw = entry.get("p_floor"), entry.get("p_value")
+    at_floor = floor is not None and raw is not None and raw <= floor * (1 + 1e-6)
+    return f"{'<' if at_floor else '='} {entry['p_adjusted']:.3g}"
 
 
 def findings(metrics: dict[str, Any], attributes: list[str], min_difference: float) -> list[dict[str, Any]]:
@@ -137,6 +149,7 @@ def findings(metrics: dict[str, Any], attributes: list[str], min_difference: flo
     for e, p in zip(tested, adjust_pvalues(np.array([e["p_value"] for e in tested], dtype=float), "holm")
                     if tested else []):
         e["p_adjusted"] = boot.rounded(p)
+        e["significant"] = significant(e["p_adjusted"], ALPHA)  # the rule every check uses (what a policy clause copies)
     found = (finding(attribute, name, entry, min_difference)
              for attribute in attributes for name, entry in metrics[attribute].items())
     return [f for f in found if f]

@@ -40,7 +40,7 @@ def adjust(tested: list[tuple[list[dict[str, Any]], float]], method: str, alpha:
     for (entries, _), a in zip(tested, adj):
         for e in entries:
             e["p_adjusted"] = rounded_p(a)
-            e["significant"] = bool(a < alpha) if np.isfinite(a) else None
+            e["significant"] = sig.significant(e["p_adjusted"], alpha)  # the recorded value decides
 
 
 def copy_twins(by_group: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from auditor.checks.attack_groups import robust_accuracy_by_group
+from auditor.checks.attack_groups import GAP_METRICS, robust_accuracy_by_group
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext, ProgressFn
 from auditor.checks.registry import register_check
@@ -134,14 +134,16 @@ class Attacks(Check):
         import torch  # imported when run: keeps `auditor checks` fast
         from auditor.attacks import gallery as gallery_, masking
         from auditor.attacks.whitebox import minimal_eps, pgd, robust_accuracy_curve
-        from auditor.checks.sampling import load_rows, random_rows
+        from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows
 
         start = time.perf_counter()
         cfg = self.config
         size = self.at_budget(ctx.budget)
         grids, ref = self._grids()
         pred = ctx.predictions
-        rows = random_rows(len(pred), size["n_images"], ctx.seed, "attacks")
+        # balanced over every audited attribute's groups, so a group the probe has enough of is never too
+        # thin in the sample for its robust accuracy (128 images over 4 groups: 32 each)
+        rows = group_balanced_rows(group_labels(ctx), len(pred), size["n_images"], ctx.seed, "attacks")
         x, rows = load_rows(ctx, rows)
         x = x.to(ctx.device)
         y = torch.as_tensor(pred.y_true[rows], dtype=torch.long, device=ctx.device)
@@ -156,7 +158,7 @@ class Attacks(Check):
         determinism = masking.output_determinism(model, x[:nd], batch_size=bs)
         result.count(grads, determinism)
 
-        overall: dict[str, Any] = {"clean_accuracy": _share(clean, ctx.seed), "settings": []}
+        overall: dict[str, Any] = {"clean_accuracy": _share(clean), "settings": []}
         curves: dict[str, Any] = {}
         correct_ref = None
         min_eps = None
@@ -190,8 +192,8 @@ class Attacks(Check):
 
         flags = self._flags(curves, grids, clean, blackbox, bb_idx, unbounded, grads, determinism, ref)
         if correct_ref is not None:
-            overall["robust_accuracy"] = _share(correct_ref, ctx.seed)
-            overall["attack_success_rate"] = _share(~correct_ref[clean], ctx.seed) if clean.any() else _none("no image was classified correctly")
+            overall["robust_accuracy"] = _share(correct_ref)
+            overall["attack_success_rate"] = _share(~correct_ref[clean]) if clean.any() else _none("no image was classified correctly")
         else:
             overall["robust_accuracy"] = _none("no white-box attack could run (no input gradient)")
             overall["attack_success_rate"] = _none("no white-box attack could run (no input gradient)")
@@ -294,6 +296,10 @@ class Attacks(Check):
         per = robust_accuracy_by_group(ctx, rows, np.eye(k)[adv], n_boot=N_BOOT, min_group_size=self.config["min_group_size"])
         table = ctx.probe.table.loc[ctx.predictions.index[rows]].reset_index(drop=True)
         for scope, entry in per["scopes"].items():
+            for m in GAP_METRICS:  # a gap the sample could not measure: the sample is the cause, a larger one the cure
+                if isinstance(entry.get(m), dict) and entry[m].get("value") is None and entry[m].get("reason"):
+                    entry[m]["reason"] += (f" among the {len(rows)} attacked images; raise the sample with "
+                                           "--param attacks.n_images=N or a larger --budget")
             result.metrics[scope] = {"scope": entry.get("scope"), **({"reason": entry["reason"]} if "reason" in entry else {}),
                                      **{f"robust_{m}" if m != "worst_group_accuracy" else "worst_group_robust_accuracy": v
                                         for m, v in entry.items() if m in ("accuracy_difference", "accuracy_ratio",
@@ -305,7 +311,7 @@ class Attacks(Check):
                 sel = labels == g if labels is not None else np.zeros(len(rows), bool)
                 right = sel & clean
                 groups[g] = {"n": v["n"], "insufficient_data": v["insufficient_data"], "robust_accuracy": v["accuracy"],
-                             "attack_success_rate": _share(~correct_ref[right], ctx.seed) if right.any()
+                             "attack_success_rate": _share(~correct_ref[right]) if right.any()
                              else _none("no image of the group was classified correctly"),
                              "curves": {n: {a: boot.rounded_list(c[a][:, sel].mean(axis=1)) if sel.any() else None
                                             for a in ("fgsm", "pgd")} for n, c in curves.items()},
@@ -324,12 +330,9 @@ def _bb_entry(success: Any, queries: int, settings: dict[str, Any], eps: float, 
             "success_rate": boot.rounded(s.mean()) if s.size else None, "queries": int(queries), "settings": settings}
 
 
-def _share(flags: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean of a bool array with a seeded percentile bootstrap interval."""
-    v = np.asarray(flags, dtype=float)
-    if v.size == 0:
-        return _none("no image")
-    return metric(boot.rounded(v.mean()), boot.interval(boot.mean_draws(v, np.random.default_rng(seed), N_BOOT), 0.95))
+def _share(flags: np.ndarray) -> dict[str, Any]:
+    """The share of True in a bool array with its Wilson score interval (it does not collapse at 0 or 1)."""
+    return boot.share(flags)
 
 
 def _median(eps: np.ndarray | None, clean: np.ndarray, seed: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from auditor.results import metric, no_metric
 __all__ = [
     "COUNT_RATES", "ONE_VS_REST", "confusion_cells", "resample_cells", "one_vs_rest_counts", "rates_from_cells",
     "proportion_counts", "ratio_of", "disparity_draws", "mean_draws", "interval", "mean_summary", "rounded",
-    "rounded_list",
+    "rounded_list", "wilson", "wilson_ci", "share",
 ]
 
 
@@ -141,6 +141,41 @@ def interval(draws: np.ndarray, level: float) -> list[float] | None:
     alpha = (1 - level) / 2
     lo, hi = np.quantile(finite, [alpha, 1 - alpha])
     return [round(float(lo), 6), round(float(hi), 6)]
+
+
+def wilson(successes: Any, trials: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (Wilson 1927; Newcombe 1998, method 3) of ``successes / trials``, elementwise.
+
+    Unlike a percentile bootstrap it does not collapse at 0 or 1 (0/300 gives [0, 0.0126], not [0, 0]),
+    and it stays inside [0, 1]. NaN where ``trials`` is 0.
+    """
+    from statistics import NormalDist
+
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    bad = ~(n > 0)
+    return np.where(bad, np.nan, np.where(k <= 0, 0.0, lo)), np.where(bad, np.nan, np.where(k >= n, 1.0, hi))
+
+
+def wilson_ci(successes: Any, trials: Any, level: float = 0.95) -> list[float] | None:
+    """`wilson` of one proportion as a results.json interval ``[lo, hi]`` (6 places); None when ``trials`` is 0."""
+    lo, hi = wilson(successes, trials, level)
+    return None if not np.isfinite(lo) else [round(float(lo), 6), round(float(hi), 6)]
+
+
+def share(flags: Any, level: float = 0.95, reason: str = "no image") -> dict[str, Any]:
+    """The share of True in a bool array with its `wilson_ci` interval, or no value and ``reason`` when empty."""
+    v = np.asarray(flags, dtype=bool).ravel()
+    if v.size == 0:
+        return no_metric(reason)
+    return metric(rounded(v.mean()), wilson_ci(int(v.sum()), v.size, level))
 
 
 def mean_summary(values: Any, rng: np.random.Generator, reason: str, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:

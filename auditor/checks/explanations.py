@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditor.checks._explanation_groups import (
-    GROUP_METRICS, NO_BOXES, by_group, compared_groups, findings, group_sample, scope_differences as _scope,
+    ALPHA, GROUP_METRICS, N_PERM, NO_BOXES, by_group, compared_groups, findings, group_sample, scope_differences as _scope,
 )
 from auditor.checks._explanation_groups import finding as _finding  # noqa: F401  (the name the tests use)
 from auditor.checks._explanation_scores import (
@@ -144,7 +144,7 @@ class Explanations(Check):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         import torch  # imported when run: keeps `auditor checks` fast
-        from auditor.checks.sampling import load_rows, random_rows, subject_masks
+        from auditor.checks.sampling import group_balanced_rows, group_labels, load_rows, subject_masks
         from auditor.explain import attributions as attr
         from auditor.frozen import frozen
 
@@ -153,7 +153,7 @@ class Explanations(Check):
         size = self.at_budget(ctx.budget)
         methods = parse_methods(cfg["methods"])
         pred = ctx.predictions
-        rows = random_rows(len(pred), size["n_images"], ctx.seed, "explanations")
+        rows = group_balanced_rows(group_labels(ctx), len(pred), size["n_images"], ctx.seed, "explanations")
         images, rows = load_rows(ctx, rows)
         n, _, h, w = images.shape
         settings = self._settings(size, (h, w), ctx.batch_size, ctx.seed)
@@ -223,6 +223,7 @@ class Explanations(Check):
         result.by_group = by_group({a: table.loc[pred.index[rows], a].to_numpy(dtype=object) for a in attributes},
                                    per_image, cfg["min_group_size"], rng)
         result.params["n_group_images"] = int(len(compared_rows))
+        result.params["n_perm"], result.params["alpha"] = N_PERM, ALPHA  # the group differences' test
         for attribute in attributes:
             labels = table.loc[pred.index[compared_rows], attribute].to_numpy(dtype=object)
             scope = _scope(labels, compared, ref, cfg["min_group_size"], has_subjects, rng)

@@ -1,5 +1,6 @@
 """Group metrics: per-group rates, calibration and disparities for every sensitive attribute and every
-intersection of them, each with a bootstrap interval, and a test of whether each gap is real.
+intersection of them, each with an interval (Wilson's score interval for a rate that is one proportion,
+a percentile bootstrap for gaps, ratios, macro averages and calibration), and a test of whether each gap is real.
 
 - Rates (`RATES`): accuracy, error rate, selection rate, TPR/FNR, FPR/TNR, precision, ECE and Brier.
   Binary models use the positive class; multi-class models average the one-vs-rest rates over the
@@ -81,6 +82,10 @@ class _Stats:
     pooled_draws: dict[str, np.ndarray] | None
     per_class: dict[str, np.ndarray] | None
     per_class_draws: dict[str, np.ndarray] | None
+    props: dict[str, tuple[np.ndarray, np.ndarray]]
+    """(successes, trials) ``(G,)`` of each rate that is one proportion: its interval is Wilson's."""
+    per_class_props: dict[str, tuple[np.ndarray, np.ndarray]] | None
+    """The same per class ``(G, K)`` for multi-class models (each one-vs-rest rate is one proportion)."""
 
 
 def _rng(seed: int, scope: str, purpose: int) -> np.random.Generator:
@@ -89,11 +94,23 @@ def _rng(seed: int, scope: str, purpose: int) -> np.random.Generator:
 
 
 class _Interval:
-    def __init__(self, level: float) -> None:
-        self.level = level
+    """Intervals at one level: percentile bootstrap of draws (gaps, ratios, macro means, calibration), and
+    Wilson's score interval for a rate that is one proportion (it does not collapse at 0 or 1)."""
+
+    def __init__(self, level: float, on: bool = True) -> None:
+        self.level, self.on = level, on
 
     def __call__(self, draws: np.ndarray | None) -> list[float] | None:
         return None if draws is None else boot.interval(draws, self.level)
+
+    def rate(self, props: dict[str, tuple[np.ndarray, np.ndarray]] | None, m: str, at: Any,
+             draws: np.ndarray | None) -> list[float] | None:
+        """Rate ``m`` at index ``at``: Wilson when it is one proportion, else the bootstrap of ``draws``."""
+        if not self.on:
+            return None
+        if props is not None and m in props:
+            return boot.wilson_ci(props[m][0][at], props[m][1][at], self.level)
+        return self(draws)
 
 
 @register_check
@@ -129,15 +146,15 @@ class GroupMetrics(Check):
         overall, scopes, empty = build_scopes(table, list(ctx.attributes), cfg["max_intersection_order"])
         result = CheckResult(params={**cfg, "positive_class": ctx.classes[positive] if positive is not None else None,
                                      "averaging": "binary" if positive is not None else "macro one-vs-rest",
-                                     "interval": "percentile bootstrap (multinomial resampling of confusion cells); a gap's interval follows its pair of groups",
+                                     "interval": "Wilson score interval for a rate that is one proportion; percentile bootstrap (multinomial resampling of confusion cells) for the rest; a gap's interval follows its pair of groups",
                                      "tests": "permutation test of each max-min gap; Fisher exact test of each group against the rest",
                                      "practical_floors": sig.floors_text()})
-        ci = _Interval(cfg["confidence"])
+        ci = _Interval(cfg["confidence"], bool(cfg["n_boot"]))
         group_p: list[tuple[list[dict[str, Any]], float]] = []
         gap_p: list[tuple[list[dict[str, Any]], float]] = []
 
         stats = self._stats(overall, pred.y_true, pred.y_pred, probs, k, positive, ctx.seed)
-        result.metrics["overall"] = {"n": len(pred), **{m: _value(stats.values[m][0], ci(_col(stats.draws, m, 0))) for m in RATES}}
+        result.metrics["overall"] = {"n": len(pred), **{m: _value(stats.values[m][0], ci.rate(stats.props, m, 0, _col(stats.draws, m, 0))) for m in RATES}}
         if stats.per_class is not None:
             result.metrics["overall"]["per_class"] = self._per_class(stats, 0, ctx.classes, ci)
 
@@ -189,12 +206,19 @@ class GroupMetrics(Check):
             pooled_draws = {m: pr[m][:, 0] for m in boot.COUNT_RATES}
             pooled_draws |= {m: v[:, 0] for m, v in calibration_from_counts(res_cal.sum(axis=1)[:, None], _pool(cal)).items()}
             pc_draws = r.get("per_class")
-        return _Stats(values, draws, pooled, pooled_draws, point.get("per_class"), pc_draws)
+        props = boot.proportion_counts(cells, positive)
+        pc_props = None
+        if multi:  # each class's one-vs-rest rates, stacked over the classes: (G, K)
+            by_class = [boot.proportion_counts(cells, c) for c in range(k)]
+            pc_props = {m: (np.stack([b[m][0] for b in by_class], axis=-1), np.stack([b[m][1] for b in by_class], axis=-1))
+                        for m in boot.ONE_VS_REST}
+        return _Stats(values, draws, pooled, pooled_draws, point.get("per_class"), pc_draws, props, pc_props)
 
     def _per_class(self, st: _Stats, gi: int, classes: list[str], ci: _Interval) -> dict[str, Any]:
         assert st.per_class is not None
         return {
-            cls: {m: _value(st.per_class[m][gi, ki], ci(None if st.per_class_draws is None else st.per_class_draws[m][:, gi, ki]))
+            cls: {m: _value(st.per_class[m][gi, ki], ci.rate(st.per_class_props, m, (gi, ki),
+                                                           None if st.per_class_draws is None else st.per_class_draws[m][:, gi, ki]))
                   for m in boot.ONE_VS_REST}
             for ki, cls in enumerate(classes)
         }
@@ -213,7 +237,7 @@ class GroupMetrics(Check):
             if scope.members:
                 entry["members"] = scope.members[g]
             for m in RATES:
-                entry[m] = _value(st.values[m][gi], ci(_col(st.draws, m, gi)))
+                entry[m] = _value(st.values[m][gi], ci.rate(st.props, m, gi, _col(st.draws, m, gi)))
                 entry[m].update(p_value=None, p_adjusted=None, significant=None)
                 p = p_values.get(_TWIN.get(m, m))
                 if p is not None and np.isfinite(p[gi]) and entry[m]["value"] is not None:
@@ -298,7 +322,8 @@ class GroupMetrics(Check):
         if np.isfinite(acc).any():
             worst = int(np.nanargmin(acc))
             w_draws = st.draws["accuracy"][:, eligible][:, worst] if st.draws is not None else None
-            out["worst_group_accuracy"] = _value(acc[worst], ci(w_draws), groups=[str(names[eligible][worst])],
+            w_ci = ci.rate(st.props, "accuracy", np.flatnonzero(eligible)[worst], w_draws)  # the group's own interval
+            out["worst_group_accuracy"] = _value(acc[worst], w_ci, groups=[str(names[eligible][worst])],
                                                  excluded_groups=excluded)
         else:
             out["worst_group_accuracy"] = _missing(f"no group has at least {min_n} samples", excluded_groups=excluded)
@@ -365,8 +390,8 @@ class GroupMetrics(Check):
                 entries.append(metrics["equal_opportunity_difference"])
             p = sig.permutation_pvalue(entries[0]["value"], null_d)
             if p is not None:
-                for e in entries:
-                    e["p_value"] = _p(p)
+                for e in entries:  # p_floor: no p-value below it is possible with these permutations
+                    e["p_value"], e["p_floor"] = _p(p), _p(sig.permutation_floor(null_d))
                 gap_p.append((entries, p))
 
     def _power(self, metrics: dict[str, Any], cells: np.ndarray, n: np.ndarray, scope: Scope, positive: int | None) -> None:

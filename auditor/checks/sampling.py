@@ -5,9 +5,9 @@ Checks that cannot afford every probe image (masks, attacks) draw a seeded sampl
 """
 from __future__ import annotations
 
-import zlib
-
 import logging
+import zlib
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from probes.base import safe_join
 
 log = logging.getLogger(__name__)
 
-__all__ = ["balanced_rows", "load_rows", "random_rows", "subject_masks"]
+__all__ = ["balanced_rows", "group_balanced_rows", "group_labels", "load_rows", "random_rows", "subject_masks"]
 
 
 def _rng(seed: int, salt: str) -> np.random.Generator:
@@ -39,6 +39,82 @@ def balanced_rows(labels: np.ndarray, n: int, seed: int, salt: str) -> np.ndarra
             if pools[c] and len(picked) < n:
                 picked.append(int(pools[c].pop()))
     return np.sort(np.array(picked, dtype=np.int64))
+
+
+def _codes(values: Any) -> tuple[np.ndarray, int]:
+    """Group codes of one attribute's labels (``-1`` where missing) and the number of groups."""
+    text = np.array(["" if v is None or v != v else str(v) for v in values], dtype=object)
+    names = sorted({t for t in text if t != ""})
+    index = {g: i for i, g in enumerate(names)}
+    return np.array([index.get(t, -1) for t in text], dtype=np.int64), len(names)
+
+
+def _targets(sizes: np.ndarray, n: int) -> np.ndarray:
+    """Each group's share of ``n`` rows, as even as the group sizes allow: a small group gives all it has and
+    the rest is split between the others (water-filling)."""
+    out = np.zeros(len(sizes))
+    left, remaining = n, len(sizes)
+    for g in np.argsort(sizes, kind="stable"):
+        out[g] = min(float(sizes[g]), left / remaining)
+        left -= out[g]
+        remaining -= 1
+    return out
+
+
+def group_labels(ctx: CheckContext, attributes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Each audited attribute's label of every prediction row (object arrays; None or NaN where missing)."""
+    table = ctx.probe.table
+    names = [a for a in (ctx.attributes if attributes is None else attributes) if a in table]
+    return {a: table.loc[ctx.predictions.index, a].to_numpy(dtype=object) for a in names}
+
+
+def group_balanced_rows(labels: Mapping[str, Any], total: int, n: int, seed: int, salt: str,
+                        start: np.ndarray | None = None) -> np.ndarray:
+    """Up to ``n`` of ``total`` row indices with every attribute's groups as evenly represented as the probe
+    allows (``labels``: each attribute's label per row; 128 rows over 4 groups of 300 give 32 each), the
+    rows of ``start`` included first; seeded by ``seed`` and ``salt``; sorted.
+
+    Greedy: the group furthest below its even share (over all attributes) gets the next row, and among its
+    rows the one whose other attributes' groups are furthest below theirs (ties in a seeded random order).
+    Without attributes it is `random_rows` (with ``start`` kept).
+    """
+    rank = np.empty(total, dtype=np.int64)
+    rank[_rng(seed, salt).permutation(total)] = np.arange(total)  # the seeded order that breaks ties
+    picked = np.zeros(total, dtype=bool)
+    if start is not None:
+        picked[np.asarray(start, dtype=np.int64)] = True
+    n = min(n, total)
+    coded = [_codes(v) for v in labels.values()]
+    coded = [(c, k) for c, k in coded if k > 0]
+    if not coded:
+        rest = np.flatnonzero(~picked)
+        extra = rest[np.argsort(rank[rest])][: max(0, n - int(picked.sum()))]
+        picked[extra] = True
+        return np.flatnonzero(picked).astype(np.int64)
+    targets = [_targets(np.bincount(c[c >= 0], minlength=k), n) for c, k in coded]
+    counts = [np.bincount(c[picked & (c >= 0)], minlength=k).astype(float) for c, k in coded]
+    while picked.sum() < n:
+        shortfall = [np.where(t > 0, (t - m) / np.maximum(t, 1e-12), -np.inf) for t, m in zip(targets, counts)]
+        a, g = max(((a, int(np.argmax(s))) for a, s in enumerate(shortfall)), key=lambda ag: shortfall[ag[0]][ag[1]])
+        if shortfall[a][g] <= 0:  # every share met (missing labels, rounding): the rest in the seeded order
+            rest = np.flatnonzero(~picked)
+            picked[rest[np.argsort(rank[rest])][: n - int(picked.sum())]] = True
+            break
+        cand = np.flatnonzero(~picked & (coded[a][0] == g))
+        if not len(cand):  # the group is exhausted: it keeps what it has
+            targets[a][g] = counts[a][g]
+            continue
+        score = np.zeros(len(cand))
+        for b, (c, _) in enumerate(coded):
+            if b != a:
+                codes_b = c[cand]
+                score += np.where(codes_b >= 0, np.maximum(shortfall[b][np.maximum(codes_b, 0)], 0.0), 0.0)
+        best = cand[np.lexsort((rank[cand], -score))[0]]
+        picked[best] = True
+        for (c, _), m in zip(coded, counts):
+            if c[best] >= 0:
+                m[c[best]] += 1
+    return np.flatnonzero(picked).astype(np.int64)
 
 
 def random_rows(total: int, n: int, seed: int, salt: str) -> np.ndarray:

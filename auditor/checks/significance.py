@@ -2,7 +2,9 @@
 
 - `permute_cells`: the permutation null of "group does not matter" on count cells ``(G, ...)``,
   drawn as sequential hypergeometrics (no Python loop per permutation).
-- `permutation_pvalue`: one-sided p-value of an observed statistic against such a null.
+- `permutation_pvalue`: one-sided p-value of an observed statistic against such a null;
+  `permutation_floor`: the smallest p-value that null can give, 1 / (B + 1).
+- `significant`: the one significance rule of every check (adjusted p-value below alpha).
 - `group_vs_rest_exact`: two-sided Fisher exact test of each group against the others pooled.
 - `adjust_pvalues`: Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
 - `two_proportion_power` / `two_proportion_n`: normal-approximation power and sample size.
@@ -23,8 +25,10 @@ __all__ = [
     "clears_floor",
     "floors_text",
     "group_vs_rest_exact",
+    "permutation_floor",
     "permutation_pvalue",
     "permute_cells",
+    "significant",
     "two_proportion_n",
     "two_proportion_power",
 ]
@@ -106,6 +110,25 @@ def permutation_pvalue(observed: float | None, null: np.ndarray) -> float | None
         return None
     hits = int(np.count_nonzero(draws >= observed - _TIE_TOL * max(1.0, abs(observed))))
     return (1 + hits) / (1 + draws.size)
+
+
+def permutation_floor(null: np.ndarray) -> float | None:
+    """The smallest p-value `permutation_pvalue` can give against ``null``: ``1 / (1 + #finite draws)``.
+
+    A p-value at the floor means "no permutation reached the observed value": the true p-value is
+    below it, by an amount B permutations cannot resolve. None when no draw is finite.
+    """
+    draws = np.asarray(null, dtype=float).reshape(-1)
+    finite = int(np.count_nonzero(np.isfinite(draws)))
+    return 1 / (1 + finite) if finite else None
+
+
+def significant(p_adjusted: float | None, alpha: float) -> bool | None:
+    """Whether an adjusted p-value is below ``alpha``: the rule every check writes as ``significant`` next
+    to its ``p_adjusted``; None when there is no (finite) adjusted p-value."""
+    if p_adjusted is None or not math.isfinite(p_adjusted):
+        return None
+    return bool(p_adjusted < alpha)
 
 
 def _search(sign: float, d: np.ndarray, lo: np.ndarray, hi: np.ndarray, law: tuple[np.ndarray, ...]) -> np.ndarray:

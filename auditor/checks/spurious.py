@@ -17,7 +17,7 @@ import numpy as np
 from auditor.checks import bootstrap as boot
 from auditor.checks.base import Check, CheckContext, CheckResult, Param, PassPlan, PlanContext
 from auditor.checks.registry import register_check
-from auditor.checks.significance import adjust_pvalues
+from auditor.checks.significance import adjust_pvalues, significant
 from auditor.results import metric, no_metric
 from auditor.spurious import OPERATORS
 from auditor.spurious import evidence as ev
@@ -216,7 +216,8 @@ def _adjust(candidates: list[dict[str, Any]], alpha: float) -> None:
     adjusted = adjust_pvalues(raw, "holm") if len(raw) else raw
     for c, p in zip(candidates, adjusted):
         c["p_adjusted"] = boot.rounded(p)
-        c["confirmed"] = bool(c["confirmed"] and np.isfinite(p) and p < alpha)
+        c["significant"] = significant(c["p_adjusted"], alpha)  # the rule every check uses
+        c["confirmed"] = bool(c["confirmed"] and c["significant"])
         if c["confirmed"] and c["on_subject"]:
             c["verdict"] = "confirmed, but it lies on the subject: the model using the subject is not a shortcut"
         elif c["confirmed"]:

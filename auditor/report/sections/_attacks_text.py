@@ -47,22 +47,24 @@ def methodology(params: dict[str, Any], overall: dict[str, Any]) -> list[dict[st
     l2_ref = f" ({fmt_plain(l2_ref)})" if metric_value(l2_ref) is not None else ""
     out = [
         {"title": "White-box attacks", "text": (
-            f"{count_or(params.get('n_images'))} images are sampled uniformly from the probe (seeded) and attacked with full "
+            f"{count_or(params.get('n_images'))} images are sampled from the probe (seeded), as evenly across the groups of "
+            "each audited attribute as the probe allows (128 images over 4 groups: 32 each), and attacked with full "
             "access to the model's gradients: FGSM (one signed-gradient step of size eps) and PGD (Madry et al., "
             f"projected gradient descent{' from a random start' if start is not False else ''}, {count_or(steps)} steps of "
             f"size 2.5·eps/steps, {count_or(restarts)} restart(s), the worst result per image kept). Perturbations are in "
             f"[0, 1] pixel units, before the model's normalisation: L∞ eps {_eps_list(params.get('eps_linf'), True)}; "
             f"L2 eps {_eps_list(params.get('eps_l2'), False)} (the norm of the perturbation over all pixels). Robust "
             "accuracy is the share of images still classified correctly; the attack success rate is the share of the "
-            "correctly classified images that the attack flipped.")},
+            "correctly classified images that the attack flipped. These rates (and clean accuracy) carry Wilson score "
+            "intervals, which do not collapse to a point when a rate is 0 or 1.")},
         {"title": "Minimal perturbation", "text": (
             "For each correctly classified image, the smallest L∞ eps at which PGD flips it is found by bisection to "
             "a tolerance of 1/255; the median over the images is reported with a bootstrap interval, and images not "
             "flipped within the search range are counted.")},
         {"title": "Robust accuracy by group", "text": (
             f"Robust accuracy is compared between groups and intersections at the reference eps{ref} (PGD, L∞) with the "
-            "same bootstrap intervals, permutation tests, corrections for multiple comparisons and minimum group size as "
-            "the group metrics.")},
+            "same intervals (Wilson score intervals for each group's robust accuracy, bootstrap intervals for the gaps), "
+            "permutation tests, corrections for multiple comparisons and minimum group size as the group metrics.")},
     ]
     if params.get("blackbox") is not False:
         out.append({"title": "Black-box and transfer attacks", "text": (

@@ -53,8 +53,16 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
     min_n = whole(params.get("min_group_size"))
     cm_steps = whole(params.get("class_model_steps"))
     least = params.get("min_difference")
-    finding = (f" A difference of at least {fmt_plain(least)} whose interval lies above 0 is reported as a finding."
-               if metric_value(least) is not None else "")
+    alpha = fmt_plain(params["alpha"]) if metric_value(params.get("alpha")) is not None else "0.05"
+    n_perm = params.get("n_perm")
+    perms = f"{n_perm:,} random permutations" if isinstance(n_perm, int) and not isinstance(n_perm, bool) and n_perm > 0 \
+        else "random permutations"
+    test = (f" Each difference is tested against {perms} of the group labels (one-sided), and the p-values of all "
+            "the differences are adjusted together by Holm's method; a p-value at the permutation floor, 1/(B + 1) "
+            "for B permutations, is printed as “<”, since no permutation reached the observed gap.")
+    finding = test + (f" A difference of at least {fmt_plain(least)} whose adjusted p-value is below {alpha} is "
+                      "reported as a finding (the interval of a gap between the highest and the lowest group lies "
+                      "above 0 almost always, so it cannot decide)." if metric_value(least) is not None else "")
     return [
         {"title": "Attribution methods", "text": (
             (f"For {n} audited images" if n else "For a sample of the audited images") + ", each method gives a map of "
@@ -80,7 +88,8 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
             "more than the model. Methods too costly to recompute at every stage are marked not run.")},
         {"title": "Explanations by group", "text": (
             "The deletion and insertion AUCs and the subject share (the share of |attribution| inside the subject's "
-            "box, when the probe has boxes) are computed per group of each sensitive attribute. For each attribute, the "
+            "box, when the probe has boxes) are computed per group of each sensitive attribute, on images drawn as "
+            "evenly across each attribute's groups as the probe allows (seeded). For each attribute, the "
             f"difference between the highest and the lowest group is reported with {interval}, for the method named "
             "next to it; a difference is compared only between groups with "
             + (f"at least {min_n} images" if min_n else "enough images") + ", and the others are shown but marked "

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.report._findings import p_phrase, plural, scope_label
-from auditor.report._format import as_dict, as_list, dig, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
+from auditor.report._findings import plural, scope_label
+from auditor.report._format import (
+    as_dict, as_list, dig, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, p_phrase_of, short,
+)
 from auditor.report._method import count_or, pct
 
 __all__ = ["FINDING_RATES", "clause_hint", "findings", "gap_sentence", "methodology", "notes", "significant_gaps"]
@@ -82,7 +84,7 @@ def gap_sentence(check: dict[str, Any], gap: dict[str, Any]) -> str:
         text += f" {parts[0]} and {parts[1]}"
     text += f": gap {_with_ci(m)}"
     if m.get("p_adjusted") is not None:
-        text += f", adjusted {p_phrase(m['p_adjusted'])}"
+        text += f", adjusted {p_phrase_of(m)}"
     elif not gap["tested"]:
         text += " (significance not tested)"
     return text + "."
@@ -190,7 +192,11 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
         out.append({"title": "Intervals", "text": "No intervals were computed (n_boot = 0): every value is a point estimate."})
     else:
         out.append({"title": "Intervals", "text": (
-            f"Every rate and every disparity carries a {pct(conf)} percentile bootstrap interval from "
+            f"Every rate and every disparity carries a {pct(conf)} interval. A group's rate that is one proportion "
+            "(accuracy, error rate, and for a binary model selection rate, TPR, FNR, FPR, TNR and precision; "
+            "worst-group accuracy is its group's accuracy) uses the Wilson score interval, which stays inside "
+            "[0, 1] and does not collapse to a point at 0 or 1: 300 correct answers out of 300 give [0.987, 1], "
+            "not [1, 1]. Gaps, ratios, macro averages and calibration use a percentile bootstrap interval from "
             f"{count_or(n_boot)} resamples of the audited images, drawn as multinomial resamples of each group's "
             "confusion counts and seeded by the run's seed, so a re-run gives the same intervals. An interval "
             "describes the sampling uncertainty of this probe, not how the model would do on other data. The "
@@ -209,7 +215,10 @@ def methodology(params: dict[str, Any]) -> list[dict[str, str]]:
                   "permutations of the group labels that keep every group's size: the p-value is the share of "
                   "permutations with a gap at least as large (one-sided). Calibration gaps (ECE, Brier) and scopes "
                   "with many groups and cells use fewer permutations, at least 1,000 (recorded per scope in "
-                  "results.json as n_perm and n_perm_calibration).")
+                  "results.json as n_perm and n_perm_calibration). A test with B permutations cannot give a p-value "
+                  "below its floor 1/(B + 1) (recorded as p_floor): a p-value at the floor is printed as “<” that "
+                  "floor, and an adjusted p-value computed from one as “<” the adjusted value, because the true "
+                  "p-value is smaller than B permutations can resolve.")
     corr = str(params.get("correction") or "")
     alpha = params.get("alpha")
     if corr:

@@ -13,7 +13,8 @@ from typing import Any
 from auditor.report._curves import robustness_curves
 from auditor.report._findings import scope_label
 from auditor.report._format import (
-    NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, short,
+    NA, as_dict, as_list, dig, fmt_num, fmt_p, fmt_plain, metric_label, metric_value, p_shown, short,
+    clause_scope, sample_remedy,
 )
 from auditor.report._markdown import md, md_rate
 from auditor.report._rows import add_row, higher_is_better, keys_of, leaf_rows, metric_row, row_label
@@ -159,7 +160,7 @@ def _scope(name: str, table: dict[str, Any], groups: dict[str, Any]) -> dict[str
         "reason": short(table["reason"], 300) if isinstance(table.get("reason"), str) else None,
         "difference": _metric(table["robust_accuracy_difference"]) if "robust_accuracy_difference" in table else None,
         "groups": " → ".join(short(g, 60) for g in as_list(diff.get("groups"))),
-        "p_adjusted": metric_value(diff.get("p_adjusted")), "significant": diff.get("significant") is True,
+        "p_adjusted": p_shown(diff), "significant": diff.get("significant") is True,
         "worst": _metric(table["worst_group_robust_accuracy"]) if "worst_group_robust_accuracy" in table else None,
         "worst_group": ", ".join(short(g, 60) for g in as_list(worst.get("groups"))),
         "gap": metric_value(diff), "rows": rows[:cap], "rows_more": max(0, len(rows) - cap),
@@ -326,6 +327,11 @@ class AttacksPresenter(Presenter):
         return [f"clean accuracy: {md_rate(overall.get('clean_accuracy'))}",
                 f"robust accuracy at {at['ref']} (PGD, L∞): {md_rate(overall.get('robust_accuracy'))}",
                 at["trust"]["summary"]]
+
+    def clause_hint(self, check: dict[str, Any], results: dict[str, Any], clause: dict[str, Any]) -> str:
+        """An undecided clause whose groups the sample left thin: the sample is the cause, a larger one the remedy."""
+        scope = clause_scope(clause)
+        return sample_remedy(results, "attacks", scope, clause.get("excluded_groups")) if scope else ""
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
         if not ran(check):

@@ -19,7 +19,8 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._curves import faithfulness_curves, sanity_chart
 from auditor.report._findings import scope_label
 from auditor.report._format import (
-    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
+    NA, as_dict, as_list, fmt_num, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, p_shown, short,
+    clause_scope, sample_remedy,
 )
 
 from auditor.report._markdown import md, md_rate, md_rows
@@ -198,7 +199,8 @@ def _differences(metrics: dict[str, Any], methods: dict[str, Any]) -> tuple[list
             method = d.get("method")
             scope.append({"attribute": scope_label(attr), "label": DIFFERENCES.get(key) or metric_label(key),
                           "method": method_label(method, methods) if method not in (None, "") else "",
-                          "difference": d, "groups": _group_names(d), "compared": _int(d.get("groups_compared"))})
+                          "difference": d, "groups": _group_names(d), "compared": _int(d.get("groups_compared")),
+                          "p_adjusted": p_shown(d), "significant": d.get("significant")})
         reasons = {_text(r["difference"].get("reason")) for r in scope if metric_value(r["difference"]) is None}
         if len(scope) > 1 and all(metric_value(r["difference"]) is None for r in scope) and len(reasons) == 1:
             scope = [{**scope[0], "label": "Every difference", "method": ""}]  # one "n/a (why)" for the attribute
@@ -405,6 +407,11 @@ class ExplanationsPresenter(Presenter):
     def junit(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
         ex = explanations_view(check, [], charts=False) if ran(check) else None
         return [ex["summary"]] if ex is not None else []
+
+    def clause_hint(self, check: dict[str, Any], results: dict[str, Any], clause: dict[str, Any]) -> str:
+        """An undecided clause whose groups the sample left thin: the sample is the cause, a larger one the remedy."""
+        scope = clause_scope(clause)
+        return sample_remedy(results, "explanations", scope, clause.get("excluded_groups")) if scope else ""
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
         return ex_methodology(as_dict(check.get("params"))) if ran(check) else []

@@ -11,7 +11,7 @@ from typing import Any
 
 from auditor.report._charts import heatmap_chart, rate_bars
 from auditor.report._findings import scope_label
-from auditor.report._format import as_dict, as_list, dig, fmt_p, metric_label, metric_value, short
+from auditor.report._format import as_dict, as_list, dig, fmt_p_of, metric_label, metric_value, p_shown, short
 from auditor.report._markdown import MAX_ROWS, md, md_metric, md_rows
 from auditor.report._rows import add_row, higher_is_better, is_metric_entry, keys_of, leaf_rows, metric_row, row_label
 from auditor.report.presenter import Presenter, register_presenter
@@ -80,7 +80,7 @@ def _disparity_rows(table: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
         rows.append({
             "stem": stem, "label": metric_label(stem), "difference": diff, "ratio": ratio, "to_overall": far,
             "to_overall_group": _between(far), "groups": _between(diff) or _between(ratio),
-            "p_value": d.get("p_value"), "p_adjusted": d.get("p_adjusted"), "significant": d.get("significant"),
+            "p_value": p_shown(d, "p_value"), "p_adjusted": p_shown(d), "significant": d.get("significant"),
             "power": _power_note(d), "note": f"driven by {metric_label(d['driven_by'])}" if d.get("driven_by") else "",
         })
     for stem in TWINS:
@@ -100,7 +100,7 @@ def _disparity_rows(table: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
         if m.get("driven_by"):
             note = f"driven by {metric_label(m['driven_by'])}"
         others.append({"label": metric_label(key), "value": m, "groups": _between(m), "note": note,
-                       "p_adjusted": m.get("p_adjusted"), "significant": m.get("significant")})
+                       "p_adjusted": p_shown(m), "significant": m.get("significant")})
     return rows, others
 
 
@@ -220,7 +220,7 @@ def _md_gaps(check: dict[str, Any]) -> list[str]:
         for name in names[:2]:
             value = dig(by_group, g["scope"], name, g["rate"])
             cells.append(md(name, 60) + (f" {md_metric(value, 2)}" if name else ""))
-        p = fmt_p(m.get("p_adjusted")) + (" ✱" if m.get("significant") is True else "") if m.get("p_adjusted") is not None else "n/a"
+        p = fmt_p_of(m) + (" ✱" if m.get("significant") is True else "") if m.get("p_adjusted") is not None else "n/a"
         out.append(f"| {md(scope_label(g['scope']), 60)} | {md(metric_label(g['rate']))} | {cells[0]} | {cells[1]} | "
                    f"{md_metric(m)} | {p} |")
     return md_rows(out, more, "significant gaps in the full report")
