@@ -295,6 +295,16 @@ def test_significance_fields_of_the_metric_are_copied_into_the_clause(tmp_path):
     assert "p_value" not in entry  # p_value names the regression test in regression entries
 
 
+def test_a_permutation_p_value_at_its_floor_reaches_the_clause_and_prints_as_a_bound(tmp_path):
+    from auditor.report._findings import clause_sentence
+
+    pol = _policy(tmp_path, GAP_CLAUSE)
+    gap = node(0.2, [0.1, 0.3], p_value=1 / 10001, p_adjusted=4 / 10001, significant=True, p_floor=1 / 10001)
+    entry = evaluate_policy(pol, results_with({"race": attribute("race", accuracy_difference=gap)}))["clauses"][0]
+    assert entry["p_at_floor"] is True
+    assert "Adjusted p < 0.0004 (significant)" in clause_sentence(entry)
+
+
 # --- require: point vs interval ---------------------------------------------------------------------
 
 GAP = """id: gap

@@ -226,6 +226,9 @@ def _judge(clause: Clause, entry: dict[str, Any], results: dict[str, Any], judge
     entry["value"], entry["ci"] = value, ci
     if isinstance(got.node, dict):
         entry.update({k: got.node[k] for k in COPIED if k in got.node})
+        p, floor = got.node.get("p_value"), got.node.get("p_floor")
+        if isinstance(p, (int, float)) and isinstance(floor, (int, float)) and p <= floor * (1 + 1e-6):
+            entry["p_at_floor"] = True  # the permutation test's smallest p: the adjusted p is a bound
     if value is None:
         entry["reason"] = got.reason
         return entry

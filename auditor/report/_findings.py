@@ -15,7 +15,7 @@ from typing import Any
 from auditor.report._assumptions import assumption_rows
 from auditor.report.presenter import get_presenter, ordered_presenters
 from auditor.report._format import (
-    as_dict, as_list, dig, fmt_p, fmt_plain, fmt_prose, metric_ci, metric_label, metric_value, short
+    as_dict, as_list, dig, fmt_p, fmt_plain, p_phrase_of, fmt_prose, metric_ci, metric_label, metric_value, short
 )
 
 __all__ = [
@@ -202,9 +202,10 @@ def clause_sentence(c: dict[str, Any], results: dict[str, Any] | None = None) ->
     if c.get("p_adjusted") is not None:
         sig = c.get("significant")
         word = "significant" if sig is True else "not significant" if sig is False else "significance unknown"
-        text += f" Adjusted {p_phrase(c.get('p_adjusted'))} ({word})."
+        text += f" Adjusted {p_phrase_of(c)} ({word})."
     elif c.get("p_value") is not None:
-        text += f" {p_phrase(c.get('p_value'))[0].upper()}{p_phrase(c.get('p_value'))[1:]}."
+        phrase = p_phrase_of(c, "p_value")
+        text += f" {phrase[0].upper()}{phrase[1:]}."
     if isinstance(c.get("reason"), str) and c["reason"].strip() and c.get("result") == "fail":
         reason = short(c["reason"], 300)
         text += f" {reason[:1].upper()}{reason[1:]}" + ("" if reason.endswith(".") else ".")
@@ -212,9 +213,9 @@ def clause_sentence(c: dict[str, Any], results: dict[str, Any] | None = None) ->
 
 
 def p_phrase(p: Any) -> str:
-    """"p < 0.001" or "p = 0.03"."""
+    """"p < 0.001" (a bound) or "p = 0.03"."""
     text = fmt_p(p)
-    return "p < 0.001" if text == "<0.001" else f"p = {text}"
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def clause_brief(c: dict[str, Any], results: dict[str, Any] | None = None) -> str:

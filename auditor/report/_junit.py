@@ -34,7 +34,7 @@ from auditor.report._findings import (
     clause_requirement, clause_sentence, UNDECIDED, clauses, inconclusive_sentence, verdict_of, verdict_sentence
 )
 from auditor.report.presenter import get_presenter
-from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, metric_ci, metric_value, short
+from auditor.report._format import as_dict, as_list, clean_text, dig, fmt_num, fmt_p, fmt_p_of, metric_ci, metric_value, short
 
 __all__ = ["allows_inconclusive", "render_junit"]
 
@@ -94,9 +94,10 @@ def _details(c: dict[str, Any]) -> str:
     if c.get("kind") == "regression":
         lines.append(f"baseline: {_fmt(c.get('baseline_value'))}, change: {_fmt(c.get('delta'))}")
     if c.get("p_adjusted") is not None:
-        lines.append(f"adjusted p: {_fmt(c.get('p_adjusted'), p=True)}, significant: {_fmt(c.get('significant'))}")
+        lines.append(f"adjusted p: {fmt_p_of(c) if metric_value(c.get('p_adjusted')) is not None else NOT_MEASURED}, "
+                     f"significant: {_fmt(c.get('significant'))}")
     elif c.get("p_value") is not None:
-        lines.append(f"p: {_fmt(c.get('p_value'), p=True)}")
+        lines.append(f"p: {fmt_p_of(c, 'p_value')}")
     if measured and _reason(c.get("reason")):  # unmeasured: the reason is in the measured line
         lines.append(f"reason: {_reason(c.get('reason'))}")
     maps = [short(m, 200) for m in as_list(c.get("maps_to")) if isinstance(m, str) and m.strip()]

@@ -18,7 +18,7 @@ from auditor.report._findings import (
     OPS, borderline_passes, borderline_sentence, clause_requirement, clauses, failing_clauses, UNDECIDED, checks_in_order, inconclusive_sentence,
     not_run_sentence, verdict_of, verdict_sentence
 )
-from auditor.report._format import as_dict, as_list, dig, fmt_num, fmt_p, metric_text, metric_value, short
+from auditor.report._format import as_dict, as_list, dig, fmt_num, fmt_p, fmt_p_of, metric_text, metric_value, short
 from auditor.report.presenter import get_presenter
 
 __all__ = ["LIMIT", "MAX_ROWS", "md", "md_metric", "md_rate", "md_rows", "render_markdown"]
@@ -50,7 +50,7 @@ def _requirement(c: dict[str, Any]) -> str:
 def _measured(c: dict[str, Any]) -> str:
     text = md_metric({"value": c.get("value"), "ci": c.get("ci")})
     if c.get("p_adjusted") is not None:
-        text += f" · p(adj.) {fmt_p(c.get('p_adjusted'))}" + (" ✱" if c.get("significant") is True else "")
+        text += f" · p(adj.) {fmt_p_of(c)}" + (" ✱" if c.get("significant") is True else "")
     return text
 
 
