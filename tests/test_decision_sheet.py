@@ -123,3 +123,38 @@ def test_per_group_tables_and_intersections_come_after_the_appendix_heading() ->
     assert html.index("Methodology and limitations</h2>") > appendix
     main = html[html.index('id="checks"'):appendix]
     assert "race: rates by group" in main or "Bar charts of accuracy" in main  # the key figure stays in the main body
+
+
+def test_the_diagnosis_links_the_cue_the_robustness_and_the_mitigation_to_a_failing_gap() -> None:
+    from tests.report_fixtures import spurious
+
+    results = results_v2()
+    sp = spurious()
+    sp["metrics"]["findings"][0]["by_group"] = {"race": {"black": {"removal_flip_rate": 1.0, "n_removal": 13},
+                                                         "white": {"removal_flip_rate": 0.0, "n_removal": 9}}}
+    results["checks"]["spurious"] = sp
+    results["checks"]["attacks"] = {"status": "ok", "by_group": {"race": {
+        "black": {"n": 34, "robust_accuracy": {"value": 0.03, "ci": [0.0, 0.1]}},
+        "white": {"n": 37, "robust_accuracy": {"value": 0.05, "ci": [0.0, 0.12]}}}}}
+    html = render_html(results)
+    part = html.split('<section id="diagnosis"', 1)[1].split("</section>", 1)[0]
+    assert html.index('id="policy"') < html.index('id="diagnosis"') < html.index('id="checks"')
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", part)).replace("&#39;", "'")
+    assert "accuracy-gap[race]: Black vs White (race)" in text
+    assert "removing it flips 100% of Black's predictions (n=13), 0% of White's predictions (n=9)" in text
+    assert "Robust accuracy at the reference eps: Black 3% (n=34), White 5% (n=37)." in text
+    assert "auditor mitigate adversarial-debiasing" in text and "--bias race" in text
+
+
+def test_a_clean_run_has_no_diagnosis() -> None:
+    results = results_v2()
+    for c in results["policy"]["clauses"]:
+        c["result"] = "pass"
+    assert 'id="diagnosis"' not in render_html(results)
+
+
+def test_heatmaps_share_one_fixed_colour_scale() -> None:
+    from auditor.report._charts import _norm
+
+    norm = _norm({("a", "b"): {"accuracy": {"value": 0.97}}, ("a", "c"): {"accuracy": {"value": 0.99}}}, "accuracy")
+    assert (norm.vmin, norm.vmax) == (0.0, 1.0)

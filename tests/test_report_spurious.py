@@ -47,8 +47,8 @@ def section(page: str) -> str:
 def test_parts_come_in_order(section: str) -> None:
     # the main body (the cue, where the evidence lies, the check's figures), then its part of the appendix
     marks = ['class="sp-summary sp-found"', "<caption>Confirmed cues</caption>", "Where the evidence lies",
-             "Mean evidence per predicted class", "<caption>Flip rates by group</caption>", "No audited image was predicted as",
-             "Regions tested but not reported as cues", "Share of evidence off the subject, by group"]
+             "<caption>Flip rates by group</caption>", "No audited image was predicted as",
+             "Regions tested but not reported as cues", "Share of evidence off the subject, by group", "Mean evidence per predicted class"]
     positions = [section.index(m) for m in marks]
     assert positions == sorted(positions)
     assert "1 confirmed cue: the model relies on a top-right region to predict smiling." in section
@@ -104,7 +104,7 @@ def test_a_finding_naming_no_known_figure_leaves_every_figure_to_the_generic_lis
     _sp(results)["metrics"]["findings"][0]["figure"] = "missing"
     section = check_section(render_html(results), "spurious")
     assert section.count(f"<figcaption>{CAPTION}</figcaption>") == 1
-    assert section.index("Where the evidence lies") < section.index(CAPTION) < section.index("Flip rates by group")
+    assert section.index(CAPTION) > section.index("Share of evidence off the subject, by group")
 
 
 def test_no_findings_says_no_cue_was_confirmed_once() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from auditor.report._assumptions import assumption_rows
 from auditor.report._charts import embeddable_figures
 from auditor.report._decision import decision_sheet
+from auditor.report._diagnosis import diagnosis
 from auditor.report._findings import clause_requirement, clauses, summary, verdict_of
 from auditor.report._format import as_dict, as_list, dig, short
 from auditor.report._method import methodology
@@ -123,6 +124,7 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
                    "description": short(policy.get("description"), 400) if policy.get("description") else None,
                    "sha256": short(policy.get("sha256"), 100) if isinstance(policy.get("sha256"), str) and policy.get("sha256") else None},
         "decision": decision_sheet(results),
+        "diagnosis": diagnosis(results),
         "summary": summary(results),
         "assumptions": assumption_rows(results),
         "clauses": _clause_rows(results),
