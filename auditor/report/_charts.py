@@ -206,7 +206,7 @@ def heatmap_chart(scope: str, attributes: list[str], groups: dict[str, Any]) -> 
                 if (split is None or ci == n_cols - 1) and _has_values(cells, r):  # one colour scale per rate
                     axes = [grid[ri][ci]] if split is None else list(grid[ri])
                     bar = fig.colorbar(image, ax=axes, fraction=0.04, pad=0.01, aspect=25)
-                    bar.ax.tick_params(labelsize=6)
+                    bar.ax.tick_params(labelsize=7)
                     bar.outline.set_visible(False)
         cut = len(levels[axes_idx[0]]) > MAX_CELLS or len(levels[axes_idx[1]]) > MAX_CELLS or (
             split is not None and len(levels[split]) > MAX_PANELS)
