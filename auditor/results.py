@@ -18,7 +18,7 @@ __all__ = ["SCHEMA_VERSION", "MetricEntry", "metric", "no_metric", "auditor_vers
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
     "schema_version", "auditor_version", "created", "command", "seed", "budget", "device",
-    "model", "probe", "checks", "policy", "cost", "environment",
+    "model", "probe", "checks", "policy", "cost", "environment", "context",
 )
 _PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "captum", "adversarial-robustness-toolbox",
              "safetensors", "matplotlib", "jinja2", "pillow", "weasyprint", "click", "fairlearn")

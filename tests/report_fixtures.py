@@ -744,8 +744,11 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def check_section(html: str, name: str, index: int = 0) -> str:
-    """The HTML of the section of check ``name`` at place ``index`` (from 0) among the checks: id ``check-<index>-<name>``."""
-    return html.split(f'id="check-{index}-{name}"', 1)[1].split("</section>", 1)[0]
+    """The HTML of the section of check ``name`` at place ``index`` (from 0) among the checks: id ``check-<index>-<name>``,
+    followed by its part of the appendix (id ``appendix-check-<index>-<name>``) when it has one."""
+    main = html.split(f'id="check-{index}-{name}"', 1)[1].split("</section>", 1)[0]
+    marker = f'id="appendix-check-{index}-{name}"'
+    return main + (html.split(marker, 1)[1].split("</section>", 1)[0] if marker in html else "")
 
 
 def table_by_caption(html: str, caption: str) -> str:

@@ -28,7 +28,7 @@ def _section(html: str, anchor: str) -> str:
 
 
 def test_sections_come_in_the_order_a_reader_needs(page2: str) -> None:
-    ids = ["summary", "policy", "checks", "methodology", "reproducibility"]
+    ids = ["decision", "policy", "checks", "appendix", "summary", "methodology", "reproducibility"]
     positions = [page2.index(f'<section id="{i}"') for i in ids]
     assert positions == sorted(positions)
 

@@ -70,11 +70,13 @@ def stub_charts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_parts_come_in_order(section: str) -> None:
+    # the main body (faithfulness, maps, differences between groups, notes), then its part of the appendix
     marks = ['class="ex-summary ex-flagged"', 'class="kv ex-overall"', "Faithfulness and sanity per method", CURVES_ALT,
+             "Differences between groups",
+             "<caption>Largest difference between groups, per attribute, compared under Integrated Gradients</caption>",
              "Attribution maps: a row per image", "Sanity check: cascading model randomisation", SANITY_ALT,
              "<caption>Rank correlation with the original map, by randomisation stage</caption>",
-             "Sanity check: each method&#39;s map on the original model", "Differences between groups",
-             "<caption>Largest difference between groups, per attribute, compared under Integrated Gradients</caption>", "<caption>By gender group</caption>",
+             "Sanity check: each method&#39;s map on the original model", "<caption>By gender group</caption>",
              "<caption>By age group</caption>", "First-layer filters", "Class models", "<h4>Notes</h4>"]
     positions = [section.index(m) for m in marks]
     assert positions == sorted(positions)

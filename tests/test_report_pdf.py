@@ -47,10 +47,12 @@ def test_pages_are_a4(pdf_path: Path) -> None:
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == A4
 
 
-def test_first_page_has_the_verdict_and_the_contents(pages: list[str]) -> None:
+def test_first_page_is_the_decision_sheet_and_the_contents_follow(pages: list[str]) -> None:
     first = pages[0]
-    assert "FAIL" in first and "Contents" in first.title() and "Executive summary" in first
+    assert "FAIL" in first and "Decision sheet" in first and "Contents" not in first.title()
     assert "FAIL: the model does not meet 2 blocking requirements" in re.sub(r"\s+", " ", first)
+    assert "Key numbers" in first and "Next steps" in first and "Signature" in first
+    assert "Contents" in pages[1].title() and "Decision sheet" in pages[1]
 
 
 def test_every_page_is_numbered_page_x_of_y(pages: list[str]) -> None:
@@ -67,8 +69,10 @@ def test_running_header_names_the_model_and_verdict_after_the_first_page(pages: 
 
 
 def test_contents_give_the_page_each_section_starts_on(pages: list[str]) -> None:
-    toc = dict(re.findall(r"^(Policy clauses|Methodology and limitations|Reproducibility)[ .]*?(\d+)$", pages[0], re.MULTILINE))
-    assert set(toc) == {"Policy clauses", "Methodology and limitations", "Reproducibility"}
+    toc = dict(re.findall(r"^(Policy clauses|Appendix: tables and details|Methodology and limitations|Reproducibility)[ .]*?(\d+)$",
+                          pages[1], re.MULTILINE))
+    assert set(toc) == {"Policy clauses", "Appendix: tables and details", "Methodology and limitations", "Reproducibility"}
+    toc["Appendix"] = toc.pop("Appendix: tables and details")
     for heading, page in toc.items():
         assert _page_of(pages, heading) == int(page)
 

@@ -45,9 +45,10 @@ def section(page: str) -> str:
 
 
 def test_parts_come_in_order(section: str) -> None:
-    marks = ['class="sp-summary sp-found"', "<caption>Confirmed cues</caption>", "<caption>Flip rates by group</caption>",
-             "Where the evidence lies", "No audited image was predicted as", "Regions tested but not reported as cues",
-             "Share of evidence off the subject, by group", "Mean evidence per predicted class"]
+    # the main body (the cue, where the evidence lies, the check's figures), then its part of the appendix
+    marks = ['class="sp-summary sp-found"', "<caption>Confirmed cues</caption>", "Where the evidence lies",
+             "<caption>Flip rates by group</caption>", "No audited image was predicted as",
+             "Regions tested but not reported as cues", "Share of evidence off the subject, by group", "Mean evidence per predicted class"]
     positions = [section.index(m) for m in marks]
     assert positions == sorted(positions)
     assert "1 confirmed cue: the model relies on a top-right region to predict smiling." in section

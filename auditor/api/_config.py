@@ -133,6 +133,9 @@ class AuditConfig(ModelOptions):
     """Replace an existing audit folder at ``out_dir`` (whole, never merged); without it an existing one is refused."""
     threads: int | None = None
     """CPU threads for torch (None: torch's default)."""
+    context: str | Path | Mapping[str, Any] | None = None
+    """What the model is for, its owner and the sign-off lines (``--context FILE``): a YAML file's path or its
+    mapping, checked by `auditor.report.load_context`; recorded in results.json under ``context``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -156,6 +159,20 @@ class AuditConfig(ModelOptions):
         self.checks = split_list(self.checks, "checks", caller=caller)
         self.formats = [check(f, Options(*FORMATS), param="formats", caller=caller)
                         for f in split_list(self.formats, "formats", caller=caller) or []]
+        self.context = _context(self.context, caller)
+
+
+def _context(value: Any, caller: str) -> dict[str, Any] | None:
+    """``--context``: a YAML file read and checked, or a mapping checked the same way; None stays None."""
+    from auditor.report import check_context, load_context
+
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        return load_context(value)
+    if isinstance(value, Mapping):
+        return check_context(dict(value))
+    raise invalid("context", caller, "a YAML file's path or a mapping {intended_use, owner, sign_off}", value)
 
 
 @dataclass

@@ -223,6 +223,7 @@ def _results(cfg: AuditConfig, subject: _Subject, device: torch.device, assumpti
                  "actual": {"predict": {"forward": len(predictions), "backward": 0, "seconds": round(seconds["predict"], 4)},
                             **runs.actual}},
         "environment": {**environment(), "threads": threads},
+        "context": cfg.context,
     }
 
 

@@ -93,6 +93,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes for reading images")
 @click.option("--strict", is_flag=True, help="an unreadable probe image is an error (exit 2), not skipped")
 @click.option("--allow-inconclusive", is_flag=True, help="exit 0 when the verdict is inconclusive")
+@click.option("--context", "context", metavar="FILE", help="YAML with the model's intended_use, owner and sign_off: "
+              "[{role, name}] lines, shown on the report's first page and kept in results.json")
 @RUN_OPTIONS
 @click.pass_context
 def audit(ctx: click.Context, model: str, **o: Any) -> None:
@@ -119,6 +121,7 @@ def audit(ctx: click.Context, model: str, **o: Any) -> None:
             budget=o["budget"], device=o["device"], seed=o["seed"], out=o["out"], formats=o["formats"], force=o["force"],
             strict=o["strict"], allow_inconclusive=o["allow_inconclusive"], max_minutes=o["max_minutes"],
             batch_size=o["batch_size"], num_workers=o["workers"], threads=o["threads"], command=command_line(ctx),
+            context=o["context"],
             progress=reporter, on_plan=on_plan, **declared(o),
         )
     finally:

@@ -20,6 +20,7 @@ and `_values` are the comparison rows the presenters build.
 from __future__ import annotations
 
 from auditor.report import sections  # noqa: F401  # registers the built-in presenters
+from auditor.report._context import check_context, load_context
 from auditor.report._html import render_html
 from auditor.report._jinja import environment
 from auditor.report._junit import render_junit
@@ -53,11 +54,13 @@ __all__ = [
     "GenericPresenter",
     "PdfUnavailableError",
     "Presenter",
+    "check_context",
     "check_pdf_available",
     "environment",
     "get_presenter",
     "higher_is_better",
     "html_to_pdf",
+    "load_context",
     "presenter_names",
     "register_presenter",
     "render_html",

@@ -206,7 +206,7 @@ def heatmap_chart(scope: str, attributes: list[str], groups: dict[str, Any]) -> 
                 if (split is None or ci == n_cols - 1) and _has_values(cells, r):  # one colour scale per rate
                     axes = [grid[ri][ci]] if split is None else list(grid[ri])
                     bar = fig.colorbar(image, ax=axes, fraction=0.04, pad=0.01, aspect=25)
-                    bar.ax.tick_params(labelsize=6)
+                    bar.ax.tick_params(labelsize=7)
                     bar.outline.set_visible(False)
         cut = len(levels[axes_idx[0]]) > MAX_CELLS or len(levels[axes_idx[1]]) > MAX_CELLS or (
             split is not None and len(levels[split]) > MAX_PANELS)
@@ -220,15 +220,11 @@ def _has_values(cells: dict[tuple[str, ...], dict[str, Any]], rate: str) -> bool
 
 
 def _norm(cells: dict[tuple[str, ...], dict[str, Any]], rate: str) -> Any:
-    """One colour scale for a rate over every cell with enough images."""
+    """The colour scale of a rate: fixed at 0..1 for every heatmap, so the same colour is the same rate in every
+    figure (a scale re-ranged per figure makes a 2-point difference look like 40)."""
     from matplotlib.colors import Normalize
 
-    vals = [metric_value(g.get(rate)) for g in cells.values() if not g.get("insufficient_data")]
-    finite = [v for v in vals if v is not None]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    if hi - lo < 0.05:
-        lo, hi = max(0.0, lo - 0.05), min(1.0, hi + 0.05)
-    return Normalize(lo, hi)
+    return Normalize(0.0, 1.0)
 
 
 def _panel(ax: Any, cells: dict[tuple[str, ...], dict[str, Any]], attributes: list[str], axes_idx: list[int],

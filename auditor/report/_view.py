@@ -12,6 +12,8 @@ from typing import Any
 
 from auditor.report._assumptions import assumption_rows
 from auditor.report._charts import embeddable_figures
+from auditor.report._decision import decision_sheet
+from auditor.report._diagnosis import diagnosis
 from auditor.report._findings import clause_requirement, clauses, summary, verdict_of
 from auditor.report._format import as_dict, as_list, dig, short
 from auditor.report._method import methodology
@@ -20,6 +22,9 @@ from auditor.report.presenter import get_presenter
 __all__ = ["build_context", "verdict_of"]
 
 MAX_SKIPPED = 50
+SPLIT = frozenset({"group_metrics", "spurious", "attacks", "explanations"})
+"""Checks whose section macro (in ``report_macros.html.j2``) takes a part, "main" or "appendix": their
+per-group tables and details go to the appendix."""
 MAX_CLAUSES = 500
 
 
@@ -63,7 +68,7 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
         "seconds": c.get("seconds") if isinstance(c.get("seconds"), (int, float)) else None,
         "params": {short(k, 60): v for k, v in as_dict(c.get("params")).items()},
         "error": short(error, 2000) if error not in (None, "") else None, "figures": figures,
-        "refused_figures": refused, "metrics": c.get("metrics"), "by_group": c.get("by_group"), "kind": "generic",
+        "refused_figures": refused, "metrics": c.get("metrics"), "by_group": c.get("by_group"), "kind": "generic", "split": False,
     }
     if status == "error" and not view["error"]:
         view["error"] = "The check failed but recorded no error message."
@@ -71,6 +76,7 @@ def _check_view(name: str, check: Any, i: int) -> dict[str, Any]:
     section = presenter.view(c, figures) if status != "error" else None
     if section is not None:  # None: not in the check's schema (or no presenter), shown as the generic tree
         view.update(kind=presenter.name, template=presenter.section_template(), macro=presenter.macro, view=section,
+                    split=presenter.name in SPLIT and presenter.section_template() == "report_macros.html.j2",
                     figures=presenter.figures_left(section, figures))
     return view
 
@@ -118,6 +124,8 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
                    "version": short(policy.get("version"), 40) if policy.get("version") not in (None, "") else None,
                    "description": short(policy.get("description"), 400) if policy.get("description") else None,
                    "sha256": short(policy.get("sha256"), 100) if isinstance(policy.get("sha256"), str) and policy.get("sha256") else None},
+        "decision": decision_sheet(results),
+        "diagnosis": diagnosis(results),
         "summary": summary(results),
         "assumptions": assumption_rows(results),
         "clauses": _clause_rows(results),
