@@ -163,3 +163,51 @@ def test_weasyprints_font_subsetter_notice_is_not_repeated_to_the_user(caplog) -
     logging.getLogger("weasyprint").warning("a real weasyprint warning")
     messages = [r.getMessage() for r in caplog.records]
     assert "a real weasyprint warning" in messages and not any("HarfBuzz-Subset" in m for m in messages)
+
+
+def test_the_pdf_is_tagged_for_screen_readers(pdf_path: Path) -> None:
+    root = PdfReader(pdf_path).trailer["/Root"]
+    assert "/StructTreeRoot" in root and bool(root["/MarkInfo"]["/Marked"]) and root["/Lang"] == "en"
+
+
+def _text_runs(page) -> list[tuple[float, float, float, str]]:
+    """(x, y, font size, text) of each run of text on ``page``, in page coordinates."""
+    runs: list[tuple[float, float, float, str]] = []
+
+    def visit(text, cm, tm, _font, size):
+        if text.strip(" .·…"):  # leader dots of the contents are drawn one by one, close together
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            scale = (tm[0] ** 2 + tm[1] ** 2) ** 0.5 * (cm[0] ** 2 + cm[1] ** 2) ** 0.5
+            runs.append((x, y, (size or 1) * scale, text.strip()))
+
+    page.extract_text(visitor_text=visit)
+    return runs
+
+
+def _overlaps(runs: list[tuple[float, float, float, str]]) -> list[tuple[str, str]]:
+    """Pairs of runs on one baseline whose estimated extents (0.42 em per character, under the real width of
+    the report's fonts) cross: text drawn over text, as the badge over the severity column once was."""
+    bad = []
+    for i, (xa, ya, fa, ta) in enumerate(runs):
+        for xb, yb, fb, tb in runs[i + 1:]:
+            if abs(ya - yb) < 0.4 * min(fa, fb) and (xa, ya) != (xb, yb):
+                if xa < xb + 0.42 * fb * len(tb) - 1 and xb < xa + 0.42 * fa * len(ta) - 1:
+                    bad.append((ta[:40], tb[:40]))
+    return bad
+
+
+def test_no_text_is_drawn_over_other_text_and_no_page_holds_only_a_line_or_two(pdf_path: Path) -> None:
+    reader = PdfReader(pdf_path)
+    for number, page in enumerate(reader.pages, start=1):
+        runs = _text_runs(page)
+        assert not _overlaps(runs), f"page {number}: text over text: {_overlaps(runs)[:3]}"
+        body_lines = len({round(y) for _, y, _, _ in runs}) - 2  # less the running header and footer
+        has_figure = bool(page.images)
+        assert number == len(reader.pages) or has_figure or body_lines >= 3, (
+            f"page {number} holds only {body_lines} line(s): {page.extract_text()[:200]!r}")
+
+
+def test_the_overlap_finder_sees_text_drawn_over_text() -> None:
+    assert _overlaps([(100, 700, 8, "insufficient data"), (130, 700, 8, "blocker")])
+    assert not _overlaps([(100, 700, 8, "pass"), (140, 700, 8, "blocker"), (100, 690, 8, "warning")])

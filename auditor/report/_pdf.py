@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import os
 from datetime import datetime
 from typing import Any, Iterator
@@ -29,32 +30,31 @@ INSTALL_HINT = ("install weasyprint and Pango: `pip install weasyprint` and, on 
 REFUSED = "refused by the auditor report: only inline data: URIs are embedded"
 
 
-class _DropRefused(logging.Filter):
-    """weasyprint logs each refused URL as an error; this module reports them once, as warnings."""
+NOISE = (
+    REFUSED,  # weasyprint logs each refused URL as an error; this module reports them once, as warnings
+    "instead of HarfBuzz-Subset",  # a per-font packaging note for whoever installs weasyprint; the PDF is the same
+)
+CSS_NOISE = re.compile(r"^(Ignored `|Invalid media type|Expected a media type)")
+"""weasyprint's notes on the screen stylesheet's rules that print has no use for (a phone's media query,
+``overflow-x``): the report's own CSS, tested here, so no news to whoever runs an audit."""
+
+
+class _DropNoise(logging.Filter):
+    """Drop weasyprint's messages that are no news to the reader of the report (`NOISE`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return REFUSED not in record.getMessage()
+        message = record.getMessage()
+        return not any(n in message for n in NOISE) and not CSS_NOISE.match(message)
 
 
-logging.getLogger("weasyprint").addFilter(_DropRefused())
+logging.getLogger("weasyprint").addFilter(_DropNoise())
 
 
 class PdfUnavailableError(BadInputError):
     """PDF output was asked for but weasyprint or its system libraries cannot be loaded (exit 2)."""
 
 
-class _NoSubsetterNotice(logging.Filter):
-    """Drop weasyprint's per-font "Using fontTools instead of HarfBuzz-Subset" notice: a packaging note for
-    whoever installs weasyprint (the PDF is the same), repeated for every font of every report."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "instead of HarfBuzz-Subset" not in record.getMessage()
-
-
 def _weasyprint() -> Any:
-    logger = logging.getLogger("weasyprint")
-    if not any(isinstance(f, _NoSubsetterNotice) for f in logger.filters):
-        logger.addFilter(_NoSubsetterNotice())
     try:
         import weasyprint  # here, not at module level: it is optional and slow to import (Pango, fonts)
     except ImportError as exc:
@@ -123,7 +123,7 @@ def html_to_pdf(html: str, *, created: Any = None) -> bytes:
     document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=_fetcher(weasyprint, refused),
                                media_type="print")
     with _source_date_epoch(created):
-        data = document.write_pdf()
+        data = document.write_pdf(pdf_tags=True)  # tagged: headings, tables and reading order for screen readers
     for url in refused:
         log.warning("PDF report: refused to fetch %s (only inline data: URIs are embedded)", url[:120])
     return bytes(data)

@@ -15,7 +15,7 @@ from auditor.report._charts import embeddable_figures
 from auditor.report._decision import decision_sheet
 from auditor.report._diagnosis import diagnosis
 from auditor.report._findings import clause_requirement, clauses, summary, verdict_of
-from auditor.report._format import as_dict, as_list, dig, short
+from auditor.report._format import as_dict, as_list, dig, p_shown, short
 from auditor.report._method import methodology
 from auditor.report.presenter import get_presenter
 
@@ -45,7 +45,7 @@ def _clause_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "borderline": c.get("borderline") is True,
             "severity": short(c.get("severity") or "", 20),
             "maps_to": [short(m, 200) for m in (maps if isinstance(maps, list) else [maps] if maps else [])],
-            "p_adjusted": c.get("p_adjusted"),
+            "p_adjusted": p_shown(c),
             "p_value": c.get("p_value") if regression else None,
             "significant": c.get("significant"),
             "baseline": {"value": c.get("baseline_value"), "ci": c.get("baseline_ci")} if regression else None,
