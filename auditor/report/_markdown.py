@@ -90,23 +90,21 @@ def _regressions(results: dict[str, Any]) -> list[str]:
     return md_rows(out, len(regs) - MAX_ROWS, "regression clauses")
 
 
-def _undecided(results: dict[str, Any]) -> list[str]:
-    undecided = [c for c in clauses(results) if c.get("result") in UNDECIDED]
-    undecided.sort(key=lambda c: c.get("severity") != "blocker")
-    if not undecided:
+def _listed(title: str, items: list[dict[str, Any]], sentence: Any, what: str) -> list[str]:
+    """A "### title (n)" list of one sentence per clause, at most `MAX_ROWS`, then how many were left out."""
+    if not items:
         return []
-    out = [f"### Could not be decided ({len(undecided)})", ""]
-    out += [f"- {md(inconclusive_sentence(results, c), 600)}" for c in undecided[:MAX_ROWS]]
-    return md_rows(out, len(undecided) - MAX_ROWS, "undecided clauses")
+    out = [f"### {title} ({len(items)})", ""] + [f"- {md(sentence(c), 600)}" for c in items[:MAX_ROWS]]
+    return md_rows(out, len(items) - MAX_ROWS, what)
+
+
+def _undecided(results: dict[str, Any]) -> list[str]:
+    undecided = sorted((c for c in clauses(results) if c.get("result") in UNDECIDED), key=lambda c: c.get("severity") != "blocker")
+    return _listed("Could not be decided", undecided, lambda c: inconclusive_sentence(results, c), "undecided clauses")
 
 
 def _borderline(results: dict[str, Any]) -> list[str]:
-    shaky = borderline_passes(results)
-    if not shaky:
-        return []
-    out = [f"### Borderline passes ({len(shaky)})", ""]
-    out += [f"- {md(borderline_sentence(c), 600)}" for c in shaky[:MAX_ROWS]]
-    return md_rows(out, len(shaky) - MAX_ROWS, "borderline passes")
+    return _listed("Borderline passes", borderline_passes(results), borderline_sentence, "borderline passes")
 
 
 def _not_run(results: dict[str, Any]) -> list[str]:

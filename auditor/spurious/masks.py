@@ -399,43 +399,24 @@ def curve_area(curve: Tensor) -> Tensor:
     return torch.trapezoid(curve, torch.linspace(0.0, 1.0, curve.shape[-1]), dim=-1)
 
 
-def deletion_score(
-    model: Callable[[Tensor], Tensor],
-    images: Tensor,
-    targets: Tensor | Sequence[int],
-    saliency: Tensor,
-    steps: int = 32,
-    *,
-    operator: str = "fill",
-    sigma: float | None = None,
-    fill_value: float | Sequence[float] = 0.5,
-    batch_size: int = 64,
-) -> Tensor:
+def deletion_score(model: Callable[[Tensor], Tensor], images: Tensor, targets: Tensor | Sequence[int], saliency: Tensor,
+                   steps: int = 32, **options: Any) -> Tensor:
     """Deletion score (Petsiuk et al. 2018): area under p_target as pixels are removed, most salient first.
 
     ``saliency`` (N, H, W) or (N, 1, H, W), higher = more important. At fractions 0, 1/steps, ..., 1
     the top fraction of pixels (ties broken by position) is replaced by ``operator``'s perturbation;
     the trapezoidal area under the probability curve is returned per image, (N,) in [0, 1]. Lower
     means the saliency found the region the prediction cannot do without. Model left as found.
+    ``options``: `saliency_curve`'s ``operator``, ``sigma``, ``fill_value`` and ``batch_size``.
     """
-    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="deletion", operator=operator,
-                                      sigma=sigma, fill_value=fill_value, batch_size=batch_size, _caller="deletion_score"))
+    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="deletion", _caller="deletion_score",
+                                      **options))
 
 
-def insertion_score(
-    model: Callable[[Tensor], Tensor],
-    images: Tensor,
-    targets: Tensor | Sequence[int],
-    saliency: Tensor,
-    steps: int = 32,
-    *,
-    operator: str = "fill",
-    sigma: float | None = None,
-    fill_value: float | Sequence[float] = 0.5,
-    batch_size: int = 64,
-) -> Tensor:
+def insertion_score(model: Callable[[Tensor], Tensor], images: Tensor, targets: Tensor | Sequence[int], saliency: Tensor,
+                    steps: int = 32, **options: Any) -> Tensor:
     """Insertion score (Petsiuk et al. 2018): area under p_target as pixels are restored to the fully
     perturbed image, most salient first; (N,) in [0, 1]. Higher means the saliency found the region that
     suffices for the prediction. Same arguments as :func:`deletion_score`."""
-    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="insertion", operator=operator,
-                                      sigma=sigma, fill_value=fill_value, batch_size=batch_size, _caller="insertion_score"))
+    return curve_area(saliency_curve(model, images, targets, saliency, steps, game="insertion", _caller="insertion_score",
+                                      **options))
