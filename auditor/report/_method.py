@@ -9,7 +9,7 @@ from typing import Any
 
 from auditor.report._findings import checks_in_order
 from auditor.report._format import as_dict, as_list, dig, short
-from auditor.report.presenter import get_presenter
+from auditor.report.presenter import get_presenter, ran
 
 __all__ = ["OPERATORS", "count_or", "methodology", "pct", "whole"]
 
@@ -54,7 +54,8 @@ def _limitations(results: dict[str, Any]) -> list[str]:
                "policy decides which ones matter.")
     skipped = probe.get("n_skipped")
     for name, check in checks_in_order(results):
-        out += get_presenter(name).limitations(check, results)
+        if ran(check):
+            out += get_presenter(name).limitations(check, results)
     if isinstance(skipped, int) and skipped > 0:
         out.append(f"{skipped} probe image(s) could not be read and were left out.")
     errored = [short(n) for n, c in as_dict(results.get("checks")).items() if as_dict(c).get("status") == "error"]
@@ -80,7 +81,7 @@ def methodology(results: dict[str, Any]) -> dict[str, Any]:
     checks = []
     for name, check in checks_in_order(results):
         p = get_presenter(name)
-        paragraphs = p.methodology(check, results)
+        paragraphs = p.methodology(check, results) if ran(check) else []
         if paragraphs:
             checks.append({"title": p.method_title or f"How the {short(name)} check works", "paragraphs": paragraphs})
     return {"checks": checks, "verdict": verdict, "limitations": _limitations(results)}

@@ -126,11 +126,12 @@ class Presenter:
         return []
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        """``{"title", "text"}`` paragraphs on how the check's numbers were computed, under `method_title`."""
+        """``{"title", "text"}`` paragraphs on how the check's numbers were computed, under `method_title`
+        (asked only of a check that ran: see `ran`)."""
         return []
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        """Sentences for "What this audit can and cannot say"."""
+        """Sentences for "What this audit can and cannot say" (asked only of a check that ran)."""
         return []
 
     def findings(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -334,12 +334,10 @@ class AttacksPresenter(Presenter):
         return sample_remedy(results, "attacks", scope, clause.get("excluded_groups")) if scope else ""
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        if not ran(check):
-            return []
         return at_methodology(as_dict(check.get("params")), as_dict(dig(check, "metrics", "overall")))
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return at_limitations(check) if ran(check) else []
+        return at_limitations(check)
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))

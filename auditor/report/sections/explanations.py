@@ -86,10 +86,10 @@ def _sanity(s: Any) -> dict[str, Any]:
 def _method(key: str, m: dict[str, Any], methods: dict[str, Any]) -> dict[str, Any]:
     """One row of the faithfulness table."""
     status = m.get("status")
-    ran = status in (None, "ok")
+    method_ran = status in (None, "ok")
     faithful = m.get("faithful")
     return {
-        "key": key, "label": method_label(key, methods), "ran": ran,
+        "key": key, "label": method_label(key, methods), "ran": method_ran,
         "status": "not run" if status == "not_run" else short(status, 30).replace("_", " ") if status else "ok",
         "reason": _text(m.get("reason"), 400),
         "deletion": _metric(m.get("deletion_auc")), "insertion": _metric(m.get("insertion_auc")),
@@ -414,10 +414,10 @@ class ExplanationsPresenter(Presenter):
         return sample_remedy(results, "explanations", scope, clause.get("excluded_groups")) if scope else ""
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        return ex_methodology(as_dict(check.get("params"))) if ran(check) else []
+        return ex_methodology(as_dict(check.get("params")))
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return ex_limitations(check) if ran(check) else []
+        return ex_limitations(check)
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))

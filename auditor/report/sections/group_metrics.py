@@ -274,7 +274,7 @@ class GroupMetricsPresenter(Presenter):
             f"significant gaps between groups: {len(gaps) + more}"]
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        return gm_methodology(as_dict(check.get("params"))) if check else []
+        return gm_methodology(as_dict(check.get("params")))
 
     def findings(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, Any]]:
         return gm_findings(check)

@@ -292,10 +292,10 @@ class SpuriousPresenter(Presenter):
         return [sp["summary"]] + ([f"confirmed cues: {n:g}"] if n is not None else [])
 
     def methodology(self, check: dict[str, Any], results: dict[str, Any]) -> list[dict[str, str]]:
-        return _methodology(as_dict(check.get("params"))) if ran(check) else []
+        return _methodology(as_dict(check.get("params")))
 
     def limitations(self, check: dict[str, Any], results: dict[str, Any]) -> list[str]:
-        return _limitations(check) if ran(check) else []
+        return _limitations(check)
 
     def compare_rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         mb, ma = as_dict(before.get("metrics")), as_dict(after.get("metrics"))
