@@ -11,7 +11,7 @@ from typing import Any
 
 from auditor.report._context import context_view
 from auditor.report._findings import OPS, clause_sentence, clauses, failing_clauses, scope_label, verdict_sentence
-from auditor.report._format import as_dict, as_list, dig, short
+from auditor.report._format import as_dict, as_list, dig, metric_value, short
 from auditor.report._next_steps import LOW_ROBUSTNESS, next_steps
 from auditor.report.presenter import presenter_names
 from auditor.results import MetricEntry
@@ -31,18 +31,9 @@ _RATE_WORDS = {"accuracy": "Accuracy", "error_rate": "Error rate", "selection_ra
                "insertion_auc": "Insertion AUC of the explanations"}
 
 
-def entry(x: Any) -> MetricEntry | None:
-    return MetricEntry.read(x)
-
-
-def value(x: Any) -> float | None:
-    e = entry(x)
-    return None if e is None or e.value is None else float(e.value)
-
-
 def pct(x: Any) -> str:
     """0.5912 -> "59%"; 0.004 -> "0.4%"; None -> "n/a"."""
-    v = value(x)
+    v = metric_value(x)
     if v is None:
         return "n/a"
     p = 100 * v
@@ -51,7 +42,7 @@ def pct(x: Any) -> str:
 
 def pct_ci(x: Any) -> str:
     """ "59% (53–65%)" with the interval when there is one."""
-    e = entry(x)
+    e = MetricEntry.read(x)
     if e is None or e.value is None:
         return "n/a"
     return pct(e.value) + (f" ({100 * e.ci[0]:.0f}–{100 * e.ci[1]:.0f}%)" if e.ci else "")
@@ -95,11 +86,11 @@ def _gap_finding(results: dict[str, Any], c: dict[str, Any], check: str, scope: 
     if check == "explanations":
         lo_name, hi_name = as_dict(raw).get("lowest") or lo_name, as_dict(raw).get("highest") or hi_name
     lo, hi = (_group_value(results, check, scope, g, rate) for g in (lo_name, hi_name))
-    if value(lo) is None or value(hi) is None:
+    if metric_value(lo) is None or metric_value(hi) is None:
         return None
     what = _RATE_WORDS.get(rate, short(rate, 40).replace("_", " ").capitalize())
     text = f"{what} by {scope_label(scope)}: {pct(lo)} for {group_label(lo_name)} vs {pct(hi)} for {group_label(hi_name)}"
-    measured, threshold = value(c.get("value")), c.get("threshold")
+    measured, threshold = metric_value(c.get("value")), c.get("threshold")
     if kind == "difference" and measured is not None:
         text += f" (a {100 * measured:.0f}-point gap"
         if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
@@ -115,8 +106,8 @@ def _gap_finding(results: dict[str, Any], c: dict[str, Any], check: str, scope: 
 
 def region_words(box: Any, size: Any) -> str:
     """Where a box lies in the frame, in words: "the top-left corner", "the centre", "the bottom edge"."""
-    b = [value(v) for v in as_list(box)]
-    hw = [value(v) for v in as_list(size)]
+    b = [metric_value(v) for v in as_list(box)]
+    hw = [metric_value(v) for v in as_list(size)]
     if len(b) != 4 or None in b or len(hw) != 2 or None in hw or not hw[0] or not hw[1]:
         return "one region of the image"
     cx, cy = (b[0] + b[2]) / 2 / hw[1], (b[1] + b[3]) / 2 / hw[0]  # type: ignore[operator]
@@ -142,12 +133,12 @@ def cue_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
         worst: tuple[float, str, str] | None = None
         for attr, groups in as_dict(f.get("by_group")).items():
             for g, row in as_dict(groups).items():
-                rate = value(as_dict(row).get("removal_flip_rate"))
+                rate = metric_value(as_dict(row).get("removal_flip_rate"))
                 if rate is not None and (worst is None or rate > worst[0]):
                     worst = (rate, str(attr), str(g))
         out.append({"where": region_words(f.get("box"), f.get("input_size") or size),
                     "cls": short(f.get("class"), 40) if f.get("class") not in (None, "") else None,
-                    "flip": value(f.get("removal_flip_rate")), "worst": worst,
+                    "flip": metric_value(f.get("removal_flip_rate")), "worst": worst,
                     "by_group": as_dict(f.get("by_group"))})
     return out
 
@@ -200,7 +191,7 @@ def findings(results: dict[str, Any]) -> list[dict[str, str]]:
                     "text": f"{len(more)} more warning clause{'s' if len(more) != 1 else ''} failed (in the clause table): "
                             f"{', '.join(more[:8])}{' …' if len(more) > 8 else ''}."})
     robust = _robust(results)
-    if robust and value(robust["value"]) is not None and value(robust["value"]) <= LOW_ROBUSTNESS and not any(
+    if robust and metric_value(robust["value"]) is not None and metric_value(robust["value"]) <= LOW_ROBUSTNESS and not any(
             "robust_accuracy" in str(c.get("metric")) and "difference" not in str(c.get("metric")) for c in failing_clauses(results)):
         out.append({"id": "robustness", "severity": "note",
                     "text": f"Robust accuracy is {pct(robust['value'])} at {robust['eps']}: perturbations too small to see "
@@ -211,9 +202,9 @@ def findings(results: dict[str, Any]) -> list[dict[str, str]]:
 def _robust(results: dict[str, Any]) -> dict[str, Any] | None:
     at = as_dict(dig(results, "checks", "attacks"))
     ra = dig(at, "metrics", "overall", "robust_accuracy")
-    if entry(ra) is None:
+    if MetricEntry.read(ra) is None:
         return None
-    eps = value(dig(at, "params", "reference_eps"))
+    eps = metric_value(dig(at, "params", "reference_eps"))
     eps_text = f"L∞ {eps * 255:.0f}/255" if eps is not None and abs(eps * 255 - round(eps * 255)) < 1e-3 else (
         f"L∞ eps {eps:.3g}" if eps is not None else "the reference eps")
     return {"value": ra, "eps": eps_text}
@@ -226,7 +217,7 @@ def _worst_group(results: dict[str, Any]) -> tuple[str, Any] | None:
             continue
         for g, row in as_dict(groups).items():
             row = as_dict(row)
-            v = value(row.get("accuracy"))
+            v = metric_value(row.get("accuracy"))
             if v is not None and row.get("insufficient_data") is not True and (worst is None or v < worst[0]):
                 worst = (v, f"{group_label(g)} ({scope_label(scope)})", row.get("accuracy"))
     return (worst[1], worst[2]) if worst else None
@@ -236,7 +227,7 @@ def key_numbers(results: dict[str, Any]) -> list[dict[str, str]]:
     """The key-numbers box: ``{"label", "value", "note"}`` for what was measured."""
     rows: list[dict[str, str]] = []
     acc = dig(results, "checks", "group_metrics", "metrics", "overall", "accuracy")
-    if value(acc) is not None:
+    if metric_value(acc) is not None:
         n = dig(results, "checks", "group_metrics", "metrics", "overall", "n")
         rows.append({"label": "Overall accuracy", "value": pct_ci(acc), "note": f"{n:,} images" if isinstance(n, int) else ""})
     worst = _worst_group(results)
@@ -246,16 +237,16 @@ def key_numbers(results: dict[str, Any]) -> list[dict[str, str]]:
     if robust:
         rows.append({"label": "Robust accuracy", "value": pct_ci(robust["value"]), "note": f"under PGD at {robust['eps']}"})
     overall = as_dict(dig(results, "checks", "spurious", "metrics", "overall"))
-    n_cues = value(overall.get("n_findings"))
+    n_cues = metric_value(overall.get("n_findings"))
     if n_cues is not None:
-        off = value(overall.get("n_off_subject_findings"))
+        off = metric_value(overall.get("n_off_subject_findings"))
         rows.append({"label": "Confirmed spurious cues", "value": f"{n_cues:.0f}",
                      "note": f"{off:.0f} off the subject" if off is not None else ""})
     faithful = dig(results, "checks", "explanations", "metrics", "overall", "faithful_methods")
-    if value(faithful) is not None:
+    if metric_value(faithful) is not None:
         of = as_dict(faithful).get("of")
         rows.append({"label": "Explanation faithfulness",
-                     "value": f"{value(faithful):.0f} of {of} methods" if isinstance(of, int) else f"{value(faithful):.0f} methods",
+                     "value": f"{metric_value(faithful):.0f} of {of} methods" if isinstance(of, int) else f"{metric_value(faithful):.0f} methods",
                      "note": "beat a random pixel order"})
     return rows
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.report._decision import cue_findings, group_label, pct, value
+from auditor.report._decision import cue_findings, group_label, pct
 from auditor.report._findings import failing_clauses, scope_label
-from auditor.report._format import as_dict, as_list, dig, short
+from auditor.report._format import as_dict, as_list, dig, metric_value, short
 from auditor.report._next_steps import next_steps
 
 __all__ = ["diagnosis"]
@@ -34,21 +34,21 @@ def _evidence(results: dict[str, Any], attr: str, groups: list[str]) -> list[str
     out: list[str] = []
     for cue in cue_findings(results):
         rows = as_dict(cue["by_group"].get(attr))
-        rates = [(g, value(as_dict(rows.get(g)).get("removal_flip_rate")), as_dict(rows.get(g)).get("n_removal")) for g in groups]
+        rates = [(g, metric_value(as_dict(rows.get(g)).get("removal_flip_rate")), as_dict(rows.get(g)).get("n_removal")) for g in groups]
         known = [(g, r, n) for g, r, n in rates if r is not None]
         if known:
             out.append(f"Spurious cue in {cue['where']}: removing it flips " + ", ".join(
                 f"{pct(r)} of {group_label(g)}'s predictions" + (f" (n={n})" if isinstance(n, int) else "") for g, r, n in known)
                 + ". A cue that flips one group's predictions and not the other's explains a gap between them.")
     robust = [(g, dig(results, "checks", "attacks", "by_group", attr, g)) for g in groups]
-    shown = [(g, as_dict(row)) for g, row in robust if value(as_dict(row).get("robust_accuracy")) is not None]
+    shown = [(g, as_dict(row)) for g, row in robust if metric_value(as_dict(row).get("robust_accuracy")) is not None]
     if shown:
         out.append("Robust accuracy at the reference eps: " + ", ".join(
             f"{group_label(g)} {pct(row.get('robust_accuracy'))} (n={row.get('n')})" for g, row in shown) + ".")
     for key, words in _EX.items():
         d = as_dict(dig(results, "checks", "explanations", "metrics", attr, key))
-        if value(d) is not None and d.get("lowest") and d.get("highest"):
-            out.append(f"Explanations by {scope_label(attr)}: the {words} differs by {value(d):.2f} between "
+        if metric_value(d) is not None and d.get("lowest") and d.get("highest"):
+            out.append(f"Explanations by {scope_label(attr)}: the {words} differs by {metric_value(d):.2f} between "
                        f"{group_label(d['lowest'])} (lowest) and {group_label(d['highest'])} (highest).")
     return out
 

@@ -9,19 +9,13 @@ import shlex
 from typing import Any
 
 from auditor.report._findings import clauses, failing_clauses
-from auditor.report._format import as_dict, dig, short
-from auditor.results import MetricEntry
+from auditor.report._format import as_dict, dig, metric_value, short
 
 __all__ = ["LOW_ROBUSTNESS", "next_steps"]
 
 LOW_ROBUSTNESS = 0.10
 TRAIN_PLACEHOLDER = "TRAIN_DATA"
 SYNTH_TRAIN = "synth:faces:n=2000,seed=1"
-
-
-def _v(x: Any) -> float | None:
-    e = MetricEntry.read(x)
-    return None if e is None or e.value is None else float(e.value)
 
 
 def _model(results: dict[str, Any]) -> str:
@@ -77,8 +71,8 @@ def next_steps(results: dict[str, Any], cues: list[dict[str, Any]]) -> list[dict
             ["auditor", "mitigate", "adversarial-debiasing", model, "--train", train, "--bias", attr, "--probe", probe,
              *_policy(results), "--out", f"debiased-{attr}"]))
     robust = dig(results, "checks", "attacks", "metrics", "overall", "robust_accuracy")
-    eps = _v(dig(results, "checks", "attacks", "params", "reference_eps"))
-    if _v(robust) is not None and _v(robust) <= LOW_ROBUSTNESS:  # type: ignore[operator]
+    eps = metric_value(dig(results, "checks", "attacks", "params", "reference_eps"))
+    if metric_value(robust) is not None and metric_value(robust) <= LOW_ROBUSTNESS:  # type: ignore[operator]
         steps.append(_step(
             f"Robustness is near zero: train an adversarially robust copy (PGD adversarial training){train_note}:",
             ["auditor", "mitigate", "adversarial-training", model, "--train", train,
