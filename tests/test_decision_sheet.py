@@ -158,3 +158,11 @@ def test_heatmaps_share_one_fixed_colour_scale() -> None:
 
     norm = _norm({("a", "b"): {"accuracy": {"value": 0.97}}, ("a", "c"): {"accuracy": {"value": 0.99}}}, "accuracy")
     assert (norm.vmin, norm.vmax) == (0.0, 1.0)
+
+
+def test_an_attribute_left_out_of_the_audit_is_not_said_to_be_missing_from_the_probe() -> None:
+    from auditor.report._decision import cannot_say
+
+    lines = cannot_say({"probe": {"attributes": {"gender": {}, "age": {}}}, "checks": {}})
+    assert ("Fairness across race: no group of that attribute was compared (the probe has no race labels, or "
+            "--sensitive left it out).") in lines

@@ -277,8 +277,10 @@ def cannot_say(results: dict[str, Any]) -> list[str]:
     attrs = set(as_dict(probe.get("attributes")))
     missing = [a for a in STANDARD_ATTRIBUTES if a not in attrs]
     if missing:
-        out.append(f"Fairness across {', '.join(missing)}: the probe has no {'/'.join(missing)} labels, so no group of "
-                   f"{'that attribute' if len(missing) == 1 else 'those attributes'} was compared.")
+        one = len(missing) == 1
+        out.append(f"Fairness across {', '.join(missing)}: no group of {'that attribute' if one else 'those attributes'} "
+                   f"was compared (the probe has no {'/'.join(missing)} labels, or --sensitive left "
+                   f"{'it' if one else 'them'} out).")
     ran = set(as_dict(results.get("checks")))
     not_run = [n for n in presenter_names() if n not in ran]
     if not_run:
